@@ -1,0 +1,136 @@
+package ledger_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/creditd/creditd/config"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/credits"
+	"github.com/creditd/creditd/ledger/ledgertest"
+)
+
+func TestMain(m *testing.M) { ledgertest.Main(m) }
+
+// t0 is the start of a cycle for orgs anchored at the default (1st, UTC).
+var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	t     *testing.T
+	ctx   context.Context
+	pool  *pgxpool.Pool
+	clock *ledgertest.Clock
+	l     *ledger.Ledger
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	clock := ledgertest.NewClock(t0.Add(time.Hour))
+	return &fixture{t: t, ctx: context.Background(), pool: ledgertest.NewPool(t), clock: clock,
+		l: ledger.New(config.DefaultCatalog(), clock)}
+}
+
+func cr(s string) credits.Credits { return credits.MustParse(s) }
+
+func crp(s string) *credits.Credits { c := cr(s); return &c }
+
+// orgOpts are the optional settings of a test org.
+type orgOpts struct {
+	plan   string
+	policy ledger.Policy
+	cap    *credits.Credits
+}
+
+func (f *fixture) org(id string, o *orgOpts) string {
+	f.t.Helper()
+	req := ledger.NewOrg{ID: id, Plan: "standard", Anchor: &t0}
+	if o != nil {
+		if o.plan != "" {
+			req.Plan = o.plan
+		}
+		req.Policy, req.MonthlyCap = o.policy, o.cap
+	}
+	f.tx(func(tx pgx.Tx) error { _, err := f.l.CreateOrg(f.ctx, tx, req); return err })
+	return id
+}
+
+// tx runs fn in a committed transaction and fails the test on error.
+func (f *fixture) tx(fn func(tx pgx.Tx) error) {
+	f.t.Helper()
+	if err := ledger.WithTx(f.ctx, f.pool, fn); err != nil {
+		f.t.Fatalf("tx: %v", err)
+	}
+}
+
+func (f *fixture) grant(org, amount, source, key string, expires *time.Time) ledger.GrantResult {
+	f.t.Helper()
+	var res ledger.GrantResult
+	f.tx(func(tx pgx.Tx) (err error) {
+		res, err = f.l.Grant(f.ctx, tx, ledger.Grant{OrgID: org, Amount: cr(amount), Source: source, Key: key, ExpiresAt: expires})
+		return err
+	})
+	return res
+}
+
+func (f *fixture) useE(ev ledger.UsageEvent) (ledger.UsageResult, error) {
+	var res []ledger.UsageResult
+	err := ledger.WithTx(f.ctx, f.pool, func(tx pgx.Tx) (err error) {
+		res, err = f.l.RecordUsage(f.ctx, tx, []ledger.UsageEvent{ev})
+		return err
+	})
+	if err != nil {
+		return ledger.UsageResult{}, err
+	}
+	return res[0], nil
+}
+
+func (f *fixture) use(org, event, amount string) ledger.UsageResult {
+	f.t.Helper()
+	res, err := f.useE(ledger.UsageEvent{OrgID: org, EventID: event, Amount: crp(amount)})
+	if err != nil {
+		f.t.Fatalf("usage %s: %v", event, err)
+	}
+	return res
+}
+
+func (f *fixture) balance(org string) ledger.Balance {
+	f.t.Helper()
+	b, err := f.l.Balance(f.ctx, f.pool, org)
+	if err != nil {
+		f.t.Fatalf("balance: %v", err)
+	}
+	return b
+}
+
+func (f *fixture) wantAvailable(org, want string) {
+	f.t.Helper()
+	if got := f.balance(org).Available; got != cr(want) {
+		f.t.Fatalf("available = %s, want %s", got, want)
+	}
+}
+
+func (f *fixture) verify() {
+	f.t.Helper()
+	rep, err := f.l.Verify(f.ctx, f.pool)
+	if err != nil {
+		f.t.Fatalf("verify: %v", err)
+	}
+	if !rep.OK {
+		f.t.Fatalf("verify found violations: %+v", rep.Violations)
+	}
+}
+
+func (f *fixture) history(org string) []ledger.Entry {
+	f.t.Helper()
+	h, err := f.l.History(f.ctx, f.pool, org, 0, 0)
+	if err != nil {
+		f.t.Fatalf("history: %v", err)
+	}
+	return h
+}
+
+func at(t time.Time) *time.Time { return &t }

@@ -1,0 +1,228 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/creditd/creditd/ledger/credits"
+)
+
+// Policy is what happens to usage an org cannot cover.
+type Policy string
+
+const (
+	// PolicyDebt records the usage in full; the balance goes negative, the
+	// org is paused and the next credits added repay the debt first.
+	PolicyDebt Policy = "debt"
+	// PolicyReject debits nothing and records the event as rejected.
+	PolicyReject Policy = "reject"
+)
+
+// Org is an organization: the owner of one balance.
+type Org struct {
+	ID         string           `json:"org"`
+	Plan       string           `json:"plan"`
+	Anchor     time.Time        `json:"anchor"`
+	TimeZone   string           `json:"time_zone"`
+	Currency   string           `json:"currency"`
+	Policy     Policy           `json:"policy"`
+	Emails     []string         `json:"emails"`
+	MonthlyCap *credits.Credits `json:"monthly_cap"`
+	CreatedAt  time.Time        `json:"created_at"`
+}
+
+// BillingAnchor returns the org's anchor with its zone loaded.
+func (o Org) BillingAnchor() (Anchor, error) { return NewAnchor(o.Anchor, o.TimeZone) }
+
+// NewOrg is a request to create an org. Zero fields take defaults: anchor at
+// the start of the current month in the zone, zone UTC, currency USD, policy
+// debt.
+type NewOrg struct {
+	ID         string
+	Plan       string
+	Anchor     *time.Time
+	TimeZone   string
+	Currency   string
+	Policy     Policy
+	Emails     []string
+	MonthlyCap *credits.Credits
+}
+
+func (l *Ledger) normalizeOrg(o NewOrg, now time.Time) (Org, error) {
+	if err := validOrgID(o.ID); err != nil {
+		return Org{}, err
+	}
+	if o.Plan == "" {
+		return Org{}, invalid("plan", "required")
+	}
+	if _, ok := l.catalog.Plan(o.Plan); !ok {
+		return Org{}, invalid("plan", "unknown plan %q", o.Plan)
+	}
+	if o.TimeZone == "" {
+		o.TimeZone = "UTC"
+	}
+	loc, err := time.LoadLocation(o.TimeZone)
+	if err != nil || o.TimeZone == "Local" {
+		return Org{}, invalid("tz", "unknown time zone %q", o.TimeZone)
+	}
+	if o.Currency == "" {
+		o.Currency = l.catalog.Currency
+	}
+	if !credits.ValidCurrency(o.Currency) {
+		return Org{}, invalid("currency", "%q is not a three-letter upper-case ISO 4217 code", o.Currency)
+	}
+	switch o.Policy {
+	case "":
+		o.Policy = PolicyDebt
+	case PolicyDebt, PolicyReject:
+	default:
+		return Org{}, invalid("policy", "must be debt or reject, not %q", o.Policy)
+	}
+	for _, e := range o.Emails {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
+			return Org{}, invalid("email", "%q is not an email address", e)
+		}
+	}
+	if o.MonthlyCap != nil && *o.MonthlyCap <= 0 {
+		return Org{}, invalid("monthly_cap", "must be positive")
+	}
+	anchor := DefaultAnchor(now, loc)
+	if o.Anchor != nil {
+		anchor = o.Anchor.Truncate(time.Microsecond)
+	}
+	emails := o.Emails
+	if emails == nil {
+		emails = []string{}
+	}
+	return Org{
+		ID: o.ID, Plan: o.Plan, Anchor: anchor.UTC(), TimeZone: o.TimeZone, Currency: o.Currency,
+		Policy: o.Policy, Emails: emails, MonthlyCap: o.MonthlyCap, CreatedAt: now,
+	}, nil
+}
+
+const insertOrgSQL = `
+WITH o AS (
+    INSERT INTO orgs (org_id, plan, anchor, time_zone, currency, policy, emails, monthly_cap, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (org_id) DO NOTHING
+    RETURNING org_id
+)
+INSERT INTO balances (org_id, available, held, debt, last_at)
+SELECT org_id, 0, 0, 0, $9 FROM o`
+
+// CreateOrg creates an org with a zero balance. Creating the same org again
+// with the same settings returns it unchanged; with other settings it is
+// ErrConflict.
+func (l *Ledger) CreateOrg(ctx context.Context, tx pgx.Tx, req NewOrg) (Org, error) {
+	org, err := l.normalizeOrg(req, l.now())
+	if err != nil {
+		return Org{}, err
+	}
+	var capArg *int64
+	if org.MonthlyCap != nil {
+		v := int64(*org.MonthlyCap)
+		capArg = &v
+	}
+	tag, err := tx.Exec(ctx, insertOrgSQL, org.ID, org.Plan, org.Anchor, org.TimeZone, org.Currency,
+		string(org.Policy), org.Emails, capArg, org.CreatedAt)
+	if err != nil {
+		return Org{}, mapError(fmt.Errorf("create org %s: %w", org.ID, err))
+	}
+	if tag.RowsAffected() == 1 {
+		return org, nil
+	}
+	existing, err := l.GetOrg(ctx, tx, org.ID)
+	if err != nil {
+		return Org{}, err
+	}
+	same := existing.Plan == org.Plan && existing.TimeZone == org.TimeZone && existing.Currency == org.Currency &&
+		existing.Policy == org.Policy && slices.Equal(existing.Emails, org.Emails) &&
+		equalCap(existing.MonthlyCap, org.MonthlyCap) && (req.Anchor == nil || existing.Anchor.Equal(org.Anchor))
+	if !same {
+		return Org{}, fmt.Errorf("%w: org %s already exists with other settings", ErrConflict, org.ID)
+	}
+	return existing, nil
+}
+
+func equalCap(a, b *credits.Credits) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+const selectOrgSQL = `
+SELECT org_id, plan, anchor, time_zone, currency, policy, emails, monthly_cap, created_at
+FROM orgs WHERE org_id = $1`
+
+// GetOrg reads an org; ErrNotFound when it does not exist.
+func (l *Ledger) GetOrg(ctx context.Context, db DBTX, orgID string) (Org, error) {
+	if err := validOrgID(orgID); err != nil {
+		return Org{}, err
+	}
+	var o Org
+	var policy string
+	var capV *int64
+	err := db.QueryRow(ctx, selectOrgSQL, orgID).Scan(&o.ID, &o.Plan, &o.Anchor, &o.TimeZone, &o.Currency,
+		&policy, &o.Emails, &capV, &o.CreatedAt)
+	if err != nil {
+		return Org{}, fmt.Errorf("org %s: %w", orgID, mapError(err))
+	}
+	o.Policy = Policy(policy)
+	o.Anchor, o.CreatedAt = o.Anchor.UTC(), o.CreatedAt.UTC()
+	if capV != nil {
+		c := credits.Credits(*capV)
+		o.MonthlyCap = &c
+	}
+	return o, nil
+}
+
+// LimitScope is what a monthly limit applies to.
+type LimitScope string
+
+// Limit scopes.
+const (
+	ScopeTeam LimitScope = "team"
+	ScopeUser LimitScope = "user"
+)
+
+const upsertLimitSQL = `
+INSERT INTO limits (org_id, scope, subject, monthly_limit) VALUES ($1, $2, $3, $4)
+ON CONFLICT (org_id, scope, subject) DO UPDATE SET monthly_limit = excluded.monthly_limit`
+
+const deleteLimitSQL = `DELETE FROM limits WHERE org_id = $1 AND scope = $2 AND subject = $3`
+
+// SetLimit gives a team or user of an org a monthly credit limit; a nil
+// limit removes it. Usage past the limit is rejected for that team or user.
+func (l *Ledger) SetLimit(ctx context.Context, tx pgx.Tx, orgID string, scope LimitScope, subject string, limit *credits.Credits) error {
+	if err := validOrgID(orgID); err != nil {
+		return err
+	}
+	if scope != ScopeTeam && scope != ScopeUser {
+		return invalid("scope", "must be team or user")
+	}
+	if err := validKey(string(scope), subject); err != nil {
+		return err
+	}
+	if _, err := l.GetOrg(ctx, tx, orgID); err != nil {
+		return err
+	}
+	var err error
+	if limit == nil {
+		_, err = tx.Exec(ctx, deleteLimitSQL, orgID, string(scope), subject)
+	} else {
+		if *limit <= 0 {
+			return invalid("limit", "must be positive")
+		}
+		_, err = tx.Exec(ctx, upsertLimitSQL, orgID, string(scope), subject, int64(*limit))
+	}
+	if err != nil {
+		return mapError(fmt.Errorf("set limit: %w", err))
+	}
+	return nil
+}

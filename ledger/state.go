@@ -1,0 +1,498 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/creditd/creditd/ledger/credits"
+)
+
+// orgState is one org's ledger state, loaded under the org's row lock, changed
+// in memory by the operations of one transaction and written back in one
+// pipelined batch. Loading and writing in batches keeps a usage transaction to
+// four round trips (begin, load, write, commit) however much it does.
+type orgState struct {
+	org    Org
+	anchor Anchor
+	cycle  Cycle
+	at     time.Time // the instant of this transaction's entries
+
+	available, held, debt int64
+	lastAt                time.Time
+
+	lots      []*lotState // open lots in consumption order, then new ones
+	ops       map[string]*opRow
+	counters  map[counterKey]*counterState
+	limits    map[counterKey]int64
+	holds     map[string]*holdState
+	newLotIDs int64 // negative placeholder ids for lots created here
+
+	entries []entryRow
+	newOps  []*opRow
+	events  []usageRow
+}
+
+type lotState struct {
+	id        int64
+	source    string
+	amount    int64
+	remaining int64
+	grantedAt time.Time
+	expiresAt *time.Time
+	key       string
+	isNew     bool
+	dirty     bool
+}
+
+type opRow struct {
+	key    string
+	kind   string
+	hash   []byte
+	result json.RawMessage
+}
+
+type counterKey struct {
+	scope   string // org, team, user
+	subject string
+}
+
+type counterState struct {
+	credits, runs int64
+	addCredits    int64
+	addRuns       int64
+}
+
+type holdState struct {
+	id        string
+	amount    int64
+	status    string
+	captured  *int64
+	feature   string
+	team      string
+	user      string
+	createdAt time.Time
+	expiresAt time.Time
+	closedAt  *time.Time
+	isNew     bool
+	dirty     bool
+}
+
+type entryRow struct {
+	kind         string
+	amount       int64
+	balanceAfter int64
+	lotID        *int64
+	lotDelta     int64
+	holdID       *string
+	heldDelta    int64
+	debtDelta    int64
+	key          string
+	eventID      *string
+	team         *string
+	user         *string
+	feature      *string
+	taskID       *string
+	paymentID    *string
+	at           time.Time
+}
+
+type usageRow struct {
+	eventID     string
+	status      string
+	reason      *string
+	feature     *string
+	units       *int64
+	runs        *int64
+	overageRuns int64
+	amount      int64
+	team        *string
+	user        *string
+	occurredAt  time.Time
+	metadata    []byte
+}
+
+// loadNeeds says what beyond the balance and open lots a transaction reads.
+type loadNeeds struct {
+	keys  []string // operation keys to check for replays
+	teams []string
+	users []string
+	holds []string // hold ids
+	// expiredHolds also loads every active hold past its expiry, to release.
+	expiredHolds bool
+}
+
+func (n *loadNeeds) merge(o loadNeeds) {
+	n.keys = append(n.keys, o.keys...)
+	n.teams = append(n.teams, o.teams...)
+	n.users = append(n.users, o.users...)
+	n.holds = append(n.holds, o.holds...)
+	n.expiredHolds = n.expiredHolds || o.expiredHolds
+}
+
+const lockOrgsSQL = `
+SELECT o.org_id, o.plan, o.anchor, o.time_zone, o.currency, o.policy, o.emails, o.monthly_cap, o.created_at,
+       b.available, b.held, b.debt, b.last_at
+FROM balances b JOIN orgs o ON o.org_id = b.org_id
+WHERE b.org_id = ANY($1)
+ORDER BY b.org_id
+FOR UPDATE OF b`
+
+const loadOpsSQL = `
+SELECT org_id, key, kind, request_hash, result FROM operations
+WHERE (org_id, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+
+const loadLotsSQL = `
+SELECT org_id, lot_id, source, amount, remaining, granted_at, expires_at, key FROM lots
+WHERE org_id = ANY($1) AND remaining > 0
+ORDER BY org_id, expires_at ASC NULLS LAST, granted_at, lot_id`
+
+// Counters of the cycles that may contain now; the exact cycle is picked in Go
+// once the org's anchor is known.
+const loadCountersSQL = `
+SELECT org_id, cycle_start, scope, subject, credits, runs FROM cycle_usage
+WHERE org_id = ANY($1) AND cycle_start <= $2 AND cycle_start > $2 - interval '32 days'
+  AND (scope = 'org' OR (scope, subject) IN (SELECT * FROM unnest($3::text[], $4::text[])))`
+
+const loadLimitsSQL = `
+SELECT org_id, scope, subject, monthly_limit FROM limits
+WHERE org_id = ANY($1) AND (scope, subject) IN (SELECT * FROM unnest($2::text[], $3::text[]))`
+
+const loadHoldsSQL = `
+SELECT org_id, hold_id, amount, status, captured, coalesce(feature, ''), coalesce(team, ''), coalesce(user_id, ''),
+       created_at, expires_at, closed_at
+FROM holds
+WHERE org_id = ANY($1)
+  AND ((org_id, hold_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+       OR ($4 AND status = 'active' AND expires_at <= $5))`
+
+// load locks the orgs' balance rows (in org id order, so two transactions on
+// overlapping orgs cannot deadlock) and reads their state. Every statement
+// after the lock runs after the lock is granted and sees what the previous
+// holder committed.
+func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loadNeeds) (map[string]*orgState, error) {
+	orgIDs = slices.Clone(orgIDs)
+	slices.Sort(orgIDs)
+	orgIDs = slices.Compact(orgIDs)
+	now := l.now()
+
+	var keyOrgs, keys, scopes, subjects, holdOrgs, holdIDs []string
+	for _, org := range orgIDs {
+		for _, k := range needs.keys {
+			keyOrgs, keys = append(keyOrgs, org), append(keys, k)
+		}
+		for _, h := range needs.holds {
+			holdOrgs, holdIDs = append(holdOrgs, org), append(holdIDs, h)
+		}
+	}
+	for _, t := range needs.teams {
+		scopes, subjects = append(scopes, "team"), append(subjects, t)
+	}
+	for _, u := range needs.users {
+		scopes, subjects = append(scopes, "user"), append(subjects, u)
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(lockOrgsSQL, orgIDs)
+	b.Queue(loadOpsSQL, keyOrgs, keys)
+	b.Queue(loadLotsSQL, orgIDs)
+	b.Queue(loadCountersSQL, orgIDs, now, scopes, subjects)
+	b.Queue(loadLimitsSQL, orgIDs, scopes, subjects)
+	b.Queue(loadHoldsSQL, orgIDs, holdOrgs, holdIDs, needs.expiredHolds, now)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+
+	states := make(map[string]*orgState, len(orgIDs))
+	rows, _ := br.Query()
+	for rows.Next() {
+		s := &orgState{
+			ops: map[string]*opRow{}, counters: map[counterKey]*counterState{},
+			limits: map[counterKey]int64{}, holds: map[string]*holdState{},
+		}
+		var policy string
+		var capV *int64
+		if err := rows.Scan(&s.org.ID, &s.org.Plan, &s.org.Anchor, &s.org.TimeZone, &s.org.Currency, &policy,
+			&s.org.Emails, &capV, &s.org.CreatedAt, &s.available, &s.held, &s.debt, &s.lastAt); err != nil {
+			return nil, fmt.Errorf("lock orgs: %w", err)
+		}
+		s.org.Policy = Policy(policy)
+		if capV != nil {
+			c := credits.Credits(*capV)
+			s.org.MonthlyCap = &c
+		}
+		anchor, err := s.org.BillingAnchor()
+		if err != nil {
+			return nil, fmt.Errorf("org %s: %w", s.org.ID, err)
+		}
+		s.anchor = anchor
+		s.at = now
+		if s.lastAt.After(s.at) {
+			s.at = s.lastAt.UTC() // entries of an org never go back in time
+		}
+		s.cycle = anchor.CycleAt(s.at)
+		states[s.org.ID] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock orgs: %w", err)
+	}
+	for _, id := range orgIDs {
+		if states[id] == nil {
+			return nil, fmt.Errorf("org %s: %w", id, ErrNotFound)
+		}
+	}
+
+	rows, _ = br.Query()
+	for rows.Next() {
+		var org string
+		op := &opRow{}
+		if err := rows.Scan(&org, &op.key, &op.kind, &op.hash, &op.result); err != nil {
+			return nil, fmt.Errorf("load operations: %w", err)
+		}
+		states[org].ops[op.key] = op
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load operations: %w", err)
+	}
+
+	rows, _ = br.Query()
+	for rows.Next() {
+		var org string
+		lot := &lotState{}
+		if err := rows.Scan(&org, &lot.id, &lot.source, &lot.amount, &lot.remaining, &lot.grantedAt, &lot.expiresAt, &lot.key); err != nil {
+			return nil, fmt.Errorf("load lots: %w", err)
+		}
+		states[org].lots = append(states[org].lots, lot)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load lots: %w", err)
+	}
+
+	rows, _ = br.Query()
+	for rows.Next() {
+		var org, scope, subject string
+		var start time.Time
+		var c counterState
+		if err := rows.Scan(&org, &start, &scope, &subject, &c.credits, &c.runs); err != nil {
+			return nil, fmt.Errorf("load cycle usage: %w", err)
+		}
+		if s := states[org]; s.cycle.Start.Equal(start) {
+			s.counters[counterKey{scope, subject}] = &c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load cycle usage: %w", err)
+	}
+
+	rows, _ = br.Query()
+	for rows.Next() {
+		var org, scope, subject string
+		var limit int64
+		if err := rows.Scan(&org, &scope, &subject, &limit); err != nil {
+			return nil, fmt.Errorf("load limits: %w", err)
+		}
+		states[org].limits[counterKey{scope, subject}] = limit
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load limits: %w", err)
+	}
+
+	rows, _ = br.Query()
+	for rows.Next() {
+		var org string
+		h := &holdState{}
+		if err := rows.Scan(&org, &h.id, &h.amount, &h.status, &h.captured, &h.feature, &h.team, &h.user,
+			&h.createdAt, &h.expiresAt, &h.closedAt); err != nil {
+			return nil, fmt.Errorf("load holds: %w", err)
+		}
+		states[org].holds[h.id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load holds: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	for _, s := range states {
+		s.expireDueLots()
+	}
+	return states, nil
+}
+
+// hashRequest fingerprints a request for the idempotency check.
+func hashRequest(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: hash request %T: %v", v, err)) // requests are plain structs
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+// replay looks the key up among the operations loaded or done in this
+// transaction. found is false for a new key; a key with another request hash
+// is ErrConflict.
+func (s *orgState) replay(key string, hash []byte, out any) (found bool, err error) {
+	op, ok := s.ops[key]
+	if !ok {
+		return false, nil
+	}
+	if string(op.hash) != string(hash) {
+		return true, fmt.Errorf("%w: key %q was used before with a different request", ErrConflict, key)
+	}
+	if err := json.Unmarshal(op.result, out); err != nil {
+		return true, fmt.Errorf("replay %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// remember records an operation's result under its key.
+func (s *orgState) remember(key, kind string, hash []byte, result any) {
+	b, err := json.Marshal(result)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: result %T: %v", result, err))
+	}
+	op := &opRow{key: key, kind: kind, hash: hash, result: b}
+	s.ops[key] = op
+	s.newOps = append(s.newOps, op)
+}
+
+// post appends an entry and applies it to the balance.
+func (s *orgState) post(e entryRow) {
+	e.amount = e.lotDelta - e.heldDelta - e.debtDelta
+	s.available += e.amount
+	s.held += e.heldDelta
+	s.debt += e.debtDelta
+	e.balanceAfter = s.available
+	if e.at.IsZero() {
+		e.at = s.at
+	}
+	if e.at.After(s.lastAt) {
+		s.lastAt = e.at
+	}
+	s.entries = append(s.entries, e)
+}
+
+// expireDueLots writes an expiry entry for every open lot whose expiry has
+// passed. Every transaction does this first, so no operation ever spends or
+// counts expired credits, even when the expiry sweep is late.
+func (s *orgState) expireDueLots() {
+	for _, lot := range s.lots {
+		if lot.remaining == 0 || lot.expiresAt == nil || lot.expiresAt.After(s.at) {
+			continue
+		}
+		at := lot.expiresAt.UTC()
+		if at.Before(s.lastAt) {
+			at = s.lastAt.UTC()
+		}
+		id := lot.id
+		s.post(entryRow{kind: "expiry", lotID: &id, lotDelta: -lot.remaining, key: fmt.Sprintf("expiry:%d", lot.id), at: at})
+		lot.remaining = 0
+		lot.dirty = true
+	}
+}
+
+// openCredits is what the open lots hold.
+func (s *orgState) openCredits() int64 {
+	var sum int64
+	for _, lot := range s.lots {
+		sum += lot.remaining
+	}
+	return sum
+}
+
+// consume takes amount from the lots in consumption order with entries
+// shaped like tmpl, and books what the lots cannot cover as debt.
+func (s *orgState) consume(amount int64, tmpl entryRow) (debt int64) {
+	left := amount
+	for _, lot := range s.lots {
+		if left == 0 {
+			break
+		}
+		if lot.remaining == 0 {
+			continue
+		}
+		take := min(lot.remaining, left)
+		lot.remaining -= take
+		lot.dirty = true
+		left -= take
+		e := tmpl
+		id := lot.id
+		e.lotID, e.lotDelta = &id, -take
+		s.post(e)
+	}
+	if left > 0 {
+		e := tmpl
+		e.debtDelta = left
+		s.post(e)
+	}
+	return left
+}
+
+// addLot creates a lot, posts its grant entry, and repays debt from it first.
+func (s *orgState) addLot(kind, source string, amount int64, expiresAt *time.Time, key string, tmpl entryRow) (lot *lotState, repaid int64) {
+	s.newLotIDs--
+	lot = &lotState{id: s.newLotIDs, source: source, amount: amount, remaining: amount, grantedAt: s.at,
+		expiresAt: expiresAt, key: key, isNew: true}
+	// Keep consumption order: insert before the first lot that is consumed later.
+	i := sort.Search(len(s.lots), func(i int) bool { return consumedBefore(lot, s.lots[i]) })
+	s.lots = slices.Insert(s.lots, i, lot)
+	e := tmpl
+	e.kind, e.key = kind, key
+	id := lot.id
+	e.lotID, e.lotDelta = &id, amount
+	s.post(e)
+	if s.debt > 0 {
+		repaid = min(s.debt, amount)
+		lot.remaining -= repaid
+		r := tmpl
+		r.kind, r.key = "debt_repayment", key
+		r.lotID, r.lotDelta, r.debtDelta = &id, -repaid, -repaid
+		s.post(r)
+	}
+	return lot, repaid
+}
+
+// consumedBefore is the consumption order: soonest expiry first,
+// never-expiring last, then oldest grant, then lowest id.
+func consumedBefore(a, b *lotState) bool {
+	switch {
+	case a.expiresAt != nil && b.expiresAt == nil:
+		return true
+	case a.expiresAt == nil && b.expiresAt != nil:
+		return false
+	case a.expiresAt != nil && !a.expiresAt.Equal(*b.expiresAt):
+		return a.expiresAt.Before(*b.expiresAt)
+	case !a.grantedAt.Equal(b.grantedAt):
+		return a.grantedAt.Before(b.grantedAt)
+	}
+	return false // equal keys: the new lot goes after existing ones
+}
+
+func (s *orgState) counter(scope, subject string) *counterState {
+	k := counterKey{scope, subject}
+	c := s.counters[k]
+	if c == nil {
+		c = &counterState{}
+		s.counters[k] = c
+	}
+	return c
+}
+
+func (s *orgState) count(team, user string, creditsUsed, runs int64) {
+	for _, k := range []counterKey{{"org", ""}, {"team", team}, {"user", user}} {
+		if k.scope != "org" && k.subject == "" {
+			continue
+		}
+		c := s.counter(k.scope, k.subject)
+		c.credits += creditsUsed
+		c.runs += runs
+		c.addCredits += creditsUsed
+		c.addRuns += runs
+	}
+}

@@ -1,0 +1,285 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/creditd/creditd/ledger/credits"
+)
+
+// UsageEvent is one use of a metered feature. Exactly one of Amount (credits),
+// Feature with Units (priced by the catalog's feature rate) or Runs (counted
+// against the plan's included runs, overage drawn from the balance) says what
+// it costs; Feature may also label an Amount or Runs event.
+type UsageEvent struct {
+	OrgID      string           `json:"org_id"`
+	EventID    string           `json:"event_id"`
+	Amount     *credits.Credits `json:"amount,omitempty"`
+	Feature    string           `json:"feature,omitempty"`
+	Units      int64            `json:"units,omitempty"`
+	Runs       int64            `json:"runs,omitempty"`
+	Team       string           `json:"team,omitempty"`
+	User       string           `json:"user,omitempty"`
+	OccurredAt time.Time        `json:"occurred_at,omitzero"`
+	Metadata   json.RawMessage  `json:"metadata,omitempty"`
+	// TaskID names the queue task that carried the event; it is recorded on
+	// the entries but is not part of the request: a redelivered task with
+	// another id is still a replay.
+	TaskID string `json:"-"`
+}
+
+// Rejection reasons of usage events.
+const (
+	ReasonInsufficientCredits = "insufficient_credits"
+	ReasonTeamLimit           = "team_limit"
+	ReasonUserLimit           = "user_limit"
+	ReasonMonthlyCap          = "monthly_cap"
+)
+
+// UsageStatus is the outcome of a usage event.
+type UsageStatus string
+
+// Usage outcomes.
+const (
+	UsageApplied  UsageStatus = "applied"
+	UsageRejected UsageStatus = "rejected"
+)
+
+// UsageResult is what happened to a usage event. Replaying the event returns
+// the same result with Replayed set.
+type UsageResult struct {
+	OrgID        string          `json:"org"`
+	EventID      string          `json:"event_id"`
+	Status       UsageStatus     `json:"status"`
+	Reason       string          `json:"reason,omitempty"`
+	Cost         credits.Credits `json:"cost"`
+	Debt         credits.Credits `json:"debt"`
+	OverageRuns  int64           `json:"overage_runs,omitempty"`
+	BalanceAfter credits.Credits `json:"balance_after"`
+	Replayed     bool            `json:"replayed,omitempty"`
+}
+
+// maxMetadata bounds the metadata kept with an event.
+const maxMetadata = 4096
+
+// Validate checks the event without touching the database.
+func (e UsageEvent) Validate() error {
+	if err := validOrgID(e.OrgID); err != nil {
+		return err
+	}
+	if err := validKey("event_id", e.EventID); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"feature", e.Feature}, {"team", e.Team}, {"user", e.User}} {
+		if err := validLabel(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	kinds := 0
+	if e.Amount != nil {
+		kinds++
+		if *e.Amount <= 0 {
+			return invalid("amount", "must be positive")
+		}
+	}
+	if e.Runs != 0 {
+		kinds++
+		if e.Runs < 0 {
+			return invalid("runs", "must be positive")
+		}
+	}
+	if e.Units < 0 {
+		return invalid("units", "must be positive")
+	}
+	if e.Units > 0 && (e.Amount != nil || e.Runs != 0) {
+		return invalid("units", "only with feature, not with amount or runs")
+	}
+	if kinds == 0 && e.Feature == "" {
+		return invalid("amount", "one of amount, feature (with units) or runs is required")
+	}
+	if kinds > 1 {
+		return invalid("runs", "give either amount or runs, not both")
+	}
+	if len(e.Metadata) > maxMetadata {
+		return invalid("metadata", "larger than %d bytes", maxMetadata)
+	}
+	if len(e.Metadata) > 0 && !json.Valid(e.Metadata) {
+		return invalid("metadata", "not valid JSON")
+	}
+	return nil
+}
+
+// RecordUsage applies usage events, which may belong to many orgs, in the
+// caller's transaction: every org is locked once and its events applied in
+// the order given. Events already applied (same org and event id) return
+// their first result; the same event id with other content is ErrConflict.
+// An event that fails validation fails the whole call with a
+// *ValidationError before anything is written, so callers validate each
+// event first when they want to archive bad ones individually.
+func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent) ([]UsageResult, error) {
+	var needs loadNeeds
+	orgs := make([]string, 0, 1)
+	for i := range events {
+		if err := events[i].Validate(); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		if events[i].Amount == nil && events[i].Runs == 0 {
+			if _, ok := l.catalog.FeatureRate(events[i].Feature); !ok {
+				return nil, fmt.Errorf("event %d: %w", i, invalid("feature", "unknown feature %q", events[i].Feature))
+			}
+		}
+		orgs = append(orgs, events[i].OrgID)
+		needs.keys = append(needs.keys, usageKey(events[i].EventID))
+		if events[i].Team != "" {
+			needs.teams = append(needs.teams, events[i].Team)
+		}
+		if events[i].User != "" {
+			needs.users = append(needs.users, events[i].User)
+		}
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	needs.keys = compact(needs.keys)
+	needs.teams = compact(needs.teams)
+	needs.users = compact(needs.users)
+	states, err := l.load(ctx, tx, orgs, needs)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]UsageResult, len(events))
+	for i, ev := range events {
+		r, err := l.applyUsage(states[ev.OrgID], ev)
+		if err != nil {
+			return nil, fmt.Errorf("event %s/%s: %w", ev.OrgID, ev.EventID, err)
+		}
+		results[i] = r
+	}
+	if err := persist(ctx, tx, states); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func compact(ss []string) []string {
+	slices.Sort(ss)
+	return slices.Compact(ss)
+}
+
+func usageKey(eventID string) string { return "usage:" + eventID }
+
+// usageRequest is what identifies a usage event for the idempotency check.
+type usageRequest struct {
+	Amount     *credits.Credits `json:"amount"`
+	Feature    string           `json:"feature"`
+	Units      int64            `json:"units"`
+	Runs       int64            `json:"runs"`
+	Team       string           `json:"team"`
+	User       string           `json:"user"`
+	OccurredAt time.Time        `json:"occurred_at"`
+	Metadata   json.RawMessage  `json:"metadata"`
+}
+
+func (l *Ledger) applyUsage(s *orgState, ev UsageEvent) (UsageResult, error) {
+	key := usageKey(ev.EventID)
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = s.at
+	}
+	ev.OccurredAt = ev.OccurredAt.UTC().Truncate(time.Microsecond)
+	hash := hashRequest(usageRequest{ev.Amount, ev.Feature, ev.Units, ev.Runs, ev.Team, ev.User, ev.OccurredAt, ev.Metadata})
+	var res UsageResult
+	if found, err := s.replay(key, hash, &res); found {
+		res.Replayed = true
+		return res, err
+	}
+
+	cost, overage, err := l.price(s, ev)
+	if err != nil {
+		return UsageResult{}, err
+	}
+	res = UsageResult{OrgID: s.org.ID, EventID: ev.EventID, Status: UsageApplied, Cost: credits.Credits(cost), OverageRuns: overage}
+	switch {
+	case ev.Team != "" && s.overLimit("team", ev.Team, cost):
+		res.Reason = ReasonTeamLimit
+	case ev.User != "" && s.overLimit("user", ev.User, cost):
+		res.Reason = ReasonUserLimit
+	case s.org.MonthlyCap != nil && cost > 0 && s.counter("org", "").credits+cost > int64(*s.org.MonthlyCap):
+		res.Reason = ReasonMonthlyCap
+	case s.org.Policy == PolicyReject && cost > s.available:
+		res.Reason = ReasonInsufficientCredits
+	}
+	row := usageRow{
+		eventID: ev.EventID, feature: opt(ev.Feature), team: opt(ev.Team), user: opt(ev.User),
+		occurredAt: ev.OccurredAt, amount: cost, overageRuns: overage, metadata: ev.Metadata,
+	}
+	if ev.Units > 0 || (ev.Amount == nil && ev.Runs == 0) {
+		units := max(ev.Units, 1)
+		row.units = &units
+	}
+	if ev.Runs > 0 {
+		runs := ev.Runs
+		row.runs = &runs
+	}
+	if res.Reason != "" {
+		res.Status = UsageRejected
+		row.status, row.reason = string(UsageRejected), &res.Reason
+	} else {
+		row.status = string(UsageApplied)
+		if cost > 0 {
+			debt := s.consume(cost, entryRow{kind: "usage", key: key, eventID: &ev.EventID, team: opt(ev.Team),
+				user: opt(ev.User), feature: opt(ev.Feature), taskID: opt(ev.TaskID)})
+			res.Debt = credits.Credits(debt)
+		}
+		s.count(ev.Team, ev.User, cost, ev.Runs)
+	}
+	res.BalanceAfter = credits.Credits(s.available)
+	s.events = append(s.events, row)
+	s.remember(key, "usage", hash, res)
+	return res, nil
+}
+
+// price returns the credits an event costs and how many of its runs were past
+// the plan's included runs.
+func (l *Ledger) price(s *orgState, ev UsageEvent) (cost, overageRuns int64, err error) {
+	switch {
+	case ev.Amount != nil:
+		return int64(*ev.Amount), 0, nil
+	case ev.Runs > 0:
+		plan, ok := l.catalog.Plan(s.org.Plan)
+		if !ok {
+			return 0, 0, fmt.Errorf("org %s: plan %q is not in the catalog", s.org.ID, s.org.Plan)
+		}
+		before := s.counter("org", "").runs
+		overBefore := max(0, before-plan.IncludedRuns)
+		overAfter := max(0, before+ev.Runs-plan.IncludedRuns)
+		a, err := plan.Overage.Cost(overAfter)
+		if err != nil {
+			return 0, 0, invalid("runs", "overage cost: %v", err)
+		}
+		b, err := plan.Overage.Cost(overBefore)
+		if err != nil {
+			return 0, 0, invalid("runs", "overage cost: %v", err)
+		}
+		return int64(a - b), overAfter - overBefore, nil
+	default:
+		rate, ok := l.catalog.FeatureRate(ev.Feature)
+		if !ok {
+			return 0, 0, invalid("feature", "unknown feature %q", ev.Feature)
+		}
+		c, ok := rate.MulInt(max(ev.Units, 1))
+		if !ok {
+			return 0, 0, invalid("units", "cost overflows")
+		}
+		return int64(c), 0, nil
+	}
+}
+
+func (s *orgState) overLimit(scope, subject string, cost int64) bool {
+	limit, ok := s.limits[counterKey{scope, subject}]
+	return ok && cost > 0 && s.counter(scope, subject).credits+cost > limit
+}
