@@ -94,8 +94,7 @@ func (l *Ledger) Grant(ctx context.Context, tx pgx.Tx, g Grant) (GrantResult, er
 	}{g.Amount, g.Source, expires, g.PaymentID})
 	var res GrantResult
 	if found, err := s.replay(key, hash, &res); found {
-		res.Replayed = true
-		return res, err
+		return replayed(ctx, tx, states, res, err)
 	}
 	if expires != nil && !expires.After(s.at) {
 		return GrantResult{}, invalid("expires", "%s is not in the future", expires.Format(time.RFC3339))

@@ -91,16 +91,12 @@ func (l *Ledger) Reserve(ctx context.Context, tx pgx.Tx, r Reservation) (HoldRes
 	}{r.Amount, r.TTL, r.Feature, r.Team, r.User})
 	var res HoldResult
 	if found, err := s.replay(key, hash, &res); found {
-		res.Replayed = true
-		return res, err
+		return replayed(ctx, tx, states, res, err)
 	}
 	if s.holds[r.HoldID] != nil {
 		return HoldResult{}, fmt.Errorf("%w: hold %s exists already", ErrConflict, r.HoldID)
 	}
 	if int64(r.Amount) > s.available {
-		if err := persist(ctx, tx, states); err != nil { // keep the expired holds released
-			return HoldResult{}, err
-		}
 		return HoldResult{}, fmt.Errorf("%w: org %s has %s available, hold needs %s", ErrInsufficientCredits,
 			r.OrgID, credits.Credits(s.available), r.Amount)
 	}
@@ -139,8 +135,7 @@ func (l *Ledger) Capture(ctx context.Context, tx pgx.Tx, orgID, holdID string, a
 	hash := hashRequest(struct{ Amount credits.Credits }{amount})
 	var res HoldResult
 	if found, err := s.replay(key, hash, &res); found {
-		res.Replayed = true
-		return res, err
+		return replayed(ctx, tx, states, res, err)
 	}
 	s.releaseExpiredHolds()
 	h := s.holds[holdID]
@@ -148,9 +143,6 @@ func (l *Ledger) Capture(ctx context.Context, tx pgx.Tx, orgID, holdID string, a
 		return HoldResult{}, fmt.Errorf("hold %s: %w", holdID, ErrNotFound)
 	}
 	if h.status != HoldActive {
-		if err := persist(ctx, tx, states); err != nil {
-			return HoldResult{}, err
-		}
 		return HoldResult{}, fmt.Errorf("%w: hold %s is %s", ErrConflict, holdID, h.status)
 	}
 	if s.org.Policy == PolicyReject && int64(amount) > h.amount && int64(amount)-h.amount > s.available {

@@ -53,8 +53,7 @@ func (l *Ledger) Restore(ctx context.Context, tx pgx.Tx, orgID, eventID string) 
 	hash := hashRequest(struct{ EventID string }{eventID})
 	var res RestoreResult
 	if found, err := s.replay(key, hash, &res); found {
-		res.Replayed = true
-		return res, err
+		return replayed(ctx, tx, states, res, err)
 	}
 	type part struct {
 		lotID     *int64

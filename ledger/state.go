@@ -351,6 +351,32 @@ func (s *orgState) replay(key string, hash []byte, out any) (found bool, err err
 	return true, nil
 }
 
+// replayable is a result that can say it was replayed.
+type replayable interface {
+	UsageResult | GrantResult | HoldResult | RestoreResult
+}
+
+// replayed finishes an operation whose key was seen before: it still writes
+// what loading found due (expired lots), so every successful call leaves the
+// org in the same state whether or not it was a replay.
+func replayed[R replayable](ctx context.Context, tx pgx.Tx, states map[string]*orgState, res R, err error) (R, error) {
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	switch r := any(&res).(type) {
+	case *GrantResult:
+		r.Replayed = true
+	case *HoldResult:
+		r.Replayed = true
+	case *RestoreResult:
+		r.Replayed = true
+	case *UsageResult:
+		r.Replayed = true
+	}
+	return res, persist(ctx, tx, states)
+}
+
 // remember records an operation's result under its key.
 func (s *orgState) remember(key, kind string, hash []byte, result any) {
 	b, err := json.Marshal(result)
