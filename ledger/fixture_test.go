@@ -21,6 +21,7 @@ var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	t     *testing.T
+	url   string
 	ctx   context.Context
 	pool  *pgxpool.Pool
 	clock *ledgertest.Clock
@@ -30,8 +31,13 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	clock := ledgertest.NewClock(t0.Add(time.Hour))
-	return &fixture{t: t, ctx: context.Background(), pool: ledgertest.NewPool(t), clock: clock,
+	url := ledgertest.NewURL(t)
+	return &fixture{t: t, url: url, ctx: context.Background(), pool: ledgertest.Pool(t, url), clock: clock,
 		l: ledger.New(config.DefaultCatalog(), clock)}
+}
+
+// poolURL is the URL of the test's database, for other processes.
+func (f *fixture) poolURL() string { return f.url
 }
 
 func cr(s string) credits.Credits { return credits.MustParse(s) }

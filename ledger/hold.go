@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -227,15 +229,25 @@ func (l *Ledger) ExpireDue(ctx context.Context, tx pgx.Tx, orgID string) (Expire
 	return res, persist(ctx, tx, states)
 }
 
+// releaseExpiredHolds releases the holds whose time is up, soonest first, so
+// the history reads the same however the holds were loaded.
 func (s *orgState) releaseExpiredHolds() int {
-	n := 0
+	var due []*holdState
 	for _, h := range s.holds {
 		if h.status == HoldActive && !h.expiresAt.After(s.at) {
-			s.releaseHold(h, HoldExpired)
-			n++
+			due = append(due, h)
 		}
 	}
-	return n
+	slices.SortFunc(due, func(a, b *holdState) int {
+		if c := a.expiresAt.Compare(b.expiresAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for _, h := range due {
+		s.releaseHold(h, HoldExpired)
+	}
+	return len(due)
 }
 
 func (s *orgState) releaseHold(h *holdState, status string) {

@@ -187,11 +187,13 @@ type usageRequest struct {
 
 func (l *Ledger) applyUsage(s *orgState, ev UsageEvent) (UsageResult, error) {
 	key := usageKey(ev.EventID)
+	// Hash what the caller sent: an event without occurred_at is stamped with
+	// the time it is applied, which a redelivery must not turn into a conflict.
+	ev.OccurredAt = ev.OccurredAt.UTC().Truncate(time.Microsecond)
+	hash := hashRequest(usageRequest{ev.Amount, ev.Feature, ev.Units, ev.Runs, ev.Team, ev.User, ev.OccurredAt, ev.Metadata})
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = s.at
 	}
-	ev.OccurredAt = ev.OccurredAt.UTC().Truncate(time.Microsecond)
-	hash := hashRequest(usageRequest{ev.Amount, ev.Feature, ev.Units, ev.Runs, ev.Team, ev.User, ev.OccurredAt, ev.Metadata})
 	var res UsageResult
 	if found, err := s.replay(key, hash, &res); found {
 		res.Replayed = true

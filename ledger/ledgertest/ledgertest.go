@@ -155,7 +155,12 @@ func NewURL(t testing.TB) string {
 // when the test ends.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	u := NewURL(t)
+	return Pool(t, NewURL(t))
+}
+
+// Pool opens a pool on the database at u, closed when the test ends.
+func Pool(t testing.TB, u string) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(u)
 	if err != nil {
 		t.Fatal(err)
