@@ -1,0 +1,107 @@
+# creditd — developer entry points. See README.md ("Two commands").
+#
+#   make run    provision Postgres + Redis, build, migrate, run `creditd all`
+#   make test   provision, go vet, staticcheck, race tests, the other tests
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+# Each recipe runs as one bash script, so the exports of provisioning reach
+# every command after it, and the first failing command fails the target.
+.ONESHELL:
+.DEFAULT_GOAL := build
+.DELETE_ON_ERROR:
+
+GO ?= go
+# Packages with concurrent code: tested with the race detector.
+RACE_PKGS ?= ./ledger/... ./jobs/... ./notify/...
+BENCH_PKGS ?= ./ledger/...
+BENCH ?= .
+TEST_TIMEOUT ?= 20m
+STATICCHECK_VERSION ?= latest
+
+# Sets DATABASE_URL and REDIS_URL in the recipe's shell. The assignment makes a
+# failing provision.sh fail the recipe (a bare `eval "$(...)"` would not).
+PROVISION = provision_env=$$(deploy/dev/provision.sh); eval "$$provision_env"
+
+# Sets $$staticcheck: on PATH, else in GOBIN / GOPATH/bin, else installed there.
+FIND_STATICCHECK = staticcheck=$$(command -v staticcheck || true); \
+	if [ -z "$$staticcheck" ]; then \
+	  gobin=$$($(GO) env GOBIN); gopath=$$($(GO) env GOPATH); \
+	  staticcheck=$${gobin:-$${gopath%%:*}/bin}/staticcheck; \
+	  if [ ! -x "$$staticcheck" ]; then \
+	    echo "installing staticcheck@$(STATICCHECK_VERSION)" >&2; \
+	    $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	  fi; \
+	fi
+
+.PHONY: run test build vet lint bench clean stop
+
+build:
+	$(GO) build -o bin/creditd ./cmd/creditd
+
+run:
+	@$(PROVISION)
+	$(GO) build -o bin/creditd ./cmd/creditd
+	bin/creditd migrate
+	if [ -z "$${CREDITD_API_TOKEN:-}" ]; then
+	  mkdir -p .dev
+	  if [ ! -s .dev/api-token ]; then
+	    (umask 077; printf 'dev-%s\n' "$$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" >.dev/api-token)
+	  fi
+	  CREDITD_API_TOKEN=$$(cat .dev/api-token)
+	  export CREDITD_API_TOKEN
+	fi
+	addr=$${CREDITD_HTTP_ADDR:-127.0.0.1:8080}
+	host=$${addr%:*}; port=$${addr##*:}
+	case "$$host" in ''|0.0.0.0|'[::]') host=127.0.0.1 ;; esac
+	echo "creditd: DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL"
+	echo "creditd: catalog: $${CREDITD_CATALOG:-built-in demo catalog}"
+	echo "creditd: UI  http://$$host:$$port/monitor/"
+	echo "creditd: API token (Authorization: Bearer ...): $$CREDITD_API_TOKEN"
+	exec bin/creditd all
+
+# Race tests for RACE_PKGS, then plain tests for every other package. Patterns
+# whose directory does not exist yet are left out (go list fails on them).
+test:
+	@$(PROVISION)
+	echo "==> go vet ./..."
+	$(GO) vet ./...
+	$(FIND_STATICCHECK)
+	echo "==> staticcheck ./..."
+	"$$staticcheck" ./...
+	race_patterns=
+	for p in $(RACE_PKGS); do
+	  if [ -d "$${p%/...}" ]; then race_patterns="$$race_patterns $$p"; fi
+	done
+	race_list=
+	if [ -n "$$race_patterns" ]; then race_list=$$($(GO) list $$race_patterns); fi
+	other_list=$$($(GO) list ./... | grep -vxF -f <(printf '%s\n' $$race_list) || true)
+	status=0
+	if [ -n "$$race_list" ]; then
+	  echo "==> go test -race:" $$race_list
+	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$race_list || status=1
+	fi
+	if [ -n "$$other_list" ]; then
+	  echo "==> go test:" $$other_list
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$other_list || status=1
+	fi
+	exit $$status
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	@$(FIND_STATICCHECK)
+	"$$staticcheck" ./...
+
+bench:
+	@$(PROVISION)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 10s -benchmem -timeout $(TEST_TIMEOUT) $(BENCH_PKGS)
+	deploy/dev/pgbench-ceiling.sh
+
+clean:
+	rm -rf bin
+
+# Stop the Postgres/Redis that provisioning started under .dev/ (nothing else).
+stop:
+	deploy/dev/stop.sh

@@ -1,0 +1,306 @@
+// Command creditd is the prepaid-credit billing daemon's binary. This is its
+// operator CLI: create and upgrade the schema, create orgs, grant credits,
+// record usage, read balances and history, set team limits, restore credits
+// and verify the ledger, all against the Postgres ledger named by
+// DATABASE_URL. It is thin on purpose: it parses flags and calls package
+// ledger, which validates every request before it writes anything.
+//
+// Flags may come before or after positional arguments. Amounts are decimal
+// credit strings ("12.5"), times are RFC 3339. --json prints exactly one JSON
+// document on stdout. Errors go to stderr as "creditd: <field>: <reason>".
+//
+// Exit status: 0 on success (a usage event recorded as rejected is a
+// success); 1 when the command failed (not found, conflict, database or
+// configuration errors, ledger violations found by verify); 2 for bad input
+// (unknown command or flag, missing argument, a value that does not parse or
+// that the ledger refuses).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/creditd/creditd/config"
+	"github.com/creditd/creditd/ledger"
+)
+
+// maxConns bounds the CLI's database connections: it runs one command.
+const maxConns = 4
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// app is what a command runs with. The pool and ledger are opened by connect,
+// after the command has parsed and checked its arguments.
+type app struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	log    *slog.Logger
+
+	pool   *pgxpool.Pool
+	ledger *ledger.Ledger
+}
+
+// command is one CLI command. name may be two words ("org create").
+type command struct {
+	name string
+	args string // the synopsis after the name
+	help string
+	run  func(a *app, c *command, args []string) error
+}
+
+func commands() []*command {
+	return []*command{
+		{"migrate", "", "Create or upgrade the schema (idempotent).", runMigrate},
+		{"org create", "ORG --plan PLAN [--anchor TIME] [--tz ZONE] [--policy debt|reject] [--email ADDR]... [--currency CUR] [--monthly-cap AMOUNT] [--json]",
+			"Create an org with a zero balance. Creating it again with the same settings changes nothing.", runOrgCreate},
+		{"org show", "ORG [--json]", "Print an org's settings and current balance.", runOrgShow},
+		{"grant", "ORG AMOUNT --source purchase|promo|adjustment --key KEY [--expires TIME] [--json]",
+			"Add credits in a new lot; debt is repaid first. The key makes it happen once.", runGrant},
+		{"usage", "ORG (AMOUNT | --feature F [--units N] | --runs N) --event ID [--team T] [--user U] [--wait] [--json]",
+			"Record a usage event. It is applied at once, so --wait is always satisfied. Replaying an event id changes nothing.\n" +
+				"A rejected event (policy, limit or cap) is recorded, printed with its reason, and exits 0.", runUsage},
+		{"balance", "ORG [--at TIME] [--json]", "Print an org's balance and lots, now or as of TIME.", runBalance},
+		{"history", "ORG [--json]", "Print every entry of an org, oldest first.", runHistory},
+		{"verify", "[--json]", "Check every ledger invariant for every org; exit 1 on any violation.", runVerify},
+		{"limit set", "ORG (--team T | --user U) AMOUNT", "Give a team or user of an org a monthly credit limit.", runLimitSet},
+		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},
+		{"restore", "ORG --event ID [--json]",
+			"Give back the credits a usage event spent (within 7 days of it). Restoring twice changes nothing.", runRestore},
+		{"config check", "", "Validate the environment configuration and the catalog without starting anything.", runConfigCheck},
+		{"help", "[COMMAND]", "Print usage, or a command's help.", runHelp},
+	}
+}
+
+// run runs the command in args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{
+		ctx: ctx, stdout: stdout, stderr: stderr, getenv: getenv,
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	defer a.close()
+	if len(args) == 0 {
+		a.usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		a.usage(stdout)
+		return 0
+	}
+	c, rest := lookup(args)
+	if c == nil {
+		if isGroup(args[0]) {
+			fmt.Fprintf(stderr, "creditd: %s: missing or unknown subcommand\n\n", args[0])
+		} else {
+			fmt.Fprintf(stderr, "creditd: unknown command %q\n\n", args[0])
+		}
+		a.usage(stderr)
+		return 2
+	}
+	return a.exit(c.run(a, c, rest))
+}
+
+// lookup finds the command named by the first one or two words of args.
+func lookup(args []string) (*command, []string) {
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c, args[len(words):]
+		}
+	}
+	return nil, nil
+}
+
+// isGroup reports whether word starts two-word commands, like "org".
+func isGroup(word string) bool {
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, word+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) usage(w io.Writer) {
+	fmt.Fprint(w, "creditd is the prepaid-credit billing daemon; these are its operator commands.\n\nusage:\n")
+	width := 0
+	for _, c := range commands() {
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands() {
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  creditd %-*s  %s", width, c.name, c.args), " "))
+	}
+	fmt.Fprint(w, "\nFlags may come before or after arguments. Amounts are decimal credits (12.5); times are RFC 3339.\n"+
+		"Environment: DATABASE_URL (required), CREDITD_CATALOG (catalog file; the built-in catalog when unset).\n"+
+		"Run 'creditd COMMAND -h' for a command's help.\n")
+}
+
+func runHelp(a *app, c *command, args []string) error {
+	if len(args) == 0 {
+		a.usage(a.stdout)
+		return nil
+	}
+	sub, _ := lookup(args)
+	if sub == nil || sub == c {
+		return usageErrorf(c, "unknown command %q", strings.Join(args, " "))
+	}
+	return sub.run(a, sub, []string{"-h"})
+}
+
+// errHelp: the command printed its help; exit 0.
+var errHelp = errors.New("help requested")
+
+// usageError is a command called wrongly: an unknown flag, a missing or
+// extra argument. Exit status 2.
+type usageError struct {
+	cmd *command
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(c *command, format string, args ...any) error {
+	return &usageError{cmd: c, msg: fmt.Sprintf(format, args...)}
+}
+
+// invalid is bad input the CLI refuses itself, before it connects: a value
+// that does not parse. It is the ledger's ValidationError, so every refusal
+// of a field reads and exits the same.
+func invalid(field, format string, args ...any) error {
+	return &ledger.ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// exitStatus ends the command with a status and no message: the command has
+// already printed what went wrong.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// exit prints err, if any, and returns the exit status for it.
+func (a *app) exit(err error) int {
+	var (
+		status exitStatus
+		uerr   *usageError
+		verr   *ledger.ValidationError
+	)
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &status):
+		return int(status)
+	case errors.As(err, &uerr):
+		fmt.Fprintf(a.stderr, "creditd: %s\nusage: creditd %s\n", uerr.msg, strings.TrimSpace(uerr.cmd.name+" "+uerr.cmd.args))
+		return 2
+	case errors.As(err, &verr):
+		// The ledger wraps it ("event 0: amount: ..."); the field is what matters.
+		fmt.Fprintf(a.stderr, "creditd: %s\n", verr)
+		return 2
+	case a.ctx.Err() != nil:
+		a.log.Warn("interrupted", "err", err)
+		fmt.Fprintf(a.stderr, "creditd: interrupted: %v\n", err)
+		return 1
+	default:
+		fmt.Fprintf(a.stderr, "creditd: %v\n", err)
+		return 1
+	}
+}
+
+// openPool connects to DATABASE_URL: the only setting the database commands
+// need (config.FromEnv would also require REDIS_URL).
+func (a *app) openPool() error {
+	dsn := a.getenv(config.EnvDatabaseURL)
+	if dsn == "" {
+		return &config.EnvError{Var: config.EnvDatabaseURL, Reason: "required"}
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// The parse error may quote the URL, password included.
+		return &config.EnvError{Var: config.EnvDatabaseURL, Reason: "not a valid postgres connection string"}
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(a.ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	a.pool = pool
+	return nil
+}
+
+// connect opens the pool and a ledger pricing with the catalog of
+// CREDITD_CATALOG (the built-in one when unset).
+func (a *app) connect() error {
+	catalog, err := config.LoadCatalog(a.getenv(config.EnvCatalog))
+	if err != nil {
+		return err
+	}
+	if err := a.openPool(); err != nil {
+		return err
+	}
+	a.ledger = ledger.New(catalog, nil)
+	return nil
+}
+
+func (a *app) close() {
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}
+
+// requireOrg reads the org, so that a command on an unknown org fails with
+// "org ORG: not found" before it does anything else.
+func (a *app) requireOrg(orgID string) (ledger.Org, error) {
+	org, err := a.ledger.GetOrg(a.ctx, a.pool, orgID)
+	if errors.Is(err, ledger.ErrNotFound) {
+		// GetOrg's message also carries the driver's "no rows in result set".
+		return ledger.Org{}, fmt.Errorf("org %s: %w", orgID, ledger.ErrNotFound)
+	}
+	return org, err
+}
+
+func runMigrate(a *app, c *command, args []string) error {
+	if _, err := a.parse(c, newFlagSet(c), args); err != nil {
+		return err
+	}
+	if err := a.openPool(); err != nil {
+		return err
+	}
+	if err := ledger.Migrate(a.ctx, a.pool); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, "schema up to date")
+	return nil
+}
+
+// runConfigCheck validates what `creditd worker`, `scheduler` and `web` will
+// need: the whole environment configuration and the catalog.
+func runConfigCheck(a *app, c *command, args []string) error {
+	if _, err := a.parse(c, newFlagSet(c), args); err != nil {
+		return err
+	}
+	cfg, envErr := config.FromEnv(a.getenv)
+	_, catErr := config.LoadCatalog(cfg.CatalogPath)
+	if err := errors.Join(envErr, catErr); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(a.stderr, "creditd: %s\n", line)
+		}
+		return exitStatus(1)
+	}
+	fmt.Fprintln(a.stdout, "config ok")
+	return nil
+}
