@@ -43,22 +43,11 @@ run:
 	@$(PROVISION)
 	$(GO) build -o bin/creditd ./cmd/creditd
 	bin/creditd migrate
-	if [ -z "$${CREDITD_API_TOKEN:-}" ]; then
-	  mkdir -p .dev
-	  if [ ! -s .dev/api-token ]; then
-	    (umask 077; printf 'dev-%s\n' "$$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" >.dev/api-token)
-	  fi
-	  CREDITD_API_TOKEN=$$(cat .dev/api-token)
-	  export CREDITD_API_TOKEN
-	fi
-	addr=$${CREDITD_HTTP_ADDR:-127.0.0.1:8080}
-	host=$${addr%:*}; port=$${addr##*:}
-	case "$$host" in ''|0.0.0.0|'[::]') host=127.0.0.1 ;; esac
 	echo "creditd: DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL"
 	echo "creditd: catalog: $${CREDITD_CATALOG:-built-in demo catalog}"
-	echo "creditd: UI  http://$$host:$$port/monitor/"
-	echo "creditd: API token (Authorization: Bearer ...): $$CREDITD_API_TOKEN"
-	exec bin/creditd all
+	echo "creditd: the ledger is ready; the daemon (creditd all: worker, scheduler, web UI) comes with issue 3."
+	echo "creditd: try  bin/creditd org create demo --plan free; bin/creditd grant demo 10 --source promo --key welcome;"
+	echo "creditd:      bin/creditd usage demo 2.5 --event e1; bin/creditd balance demo --json; bin/creditd verify"
 
 # Race tests for RACE_PKGS, then plain tests for every other package. Patterns
 # whose directory does not exist yet are left out (go list fails on them).
