@@ -43,7 +43,15 @@ func (a Anchor) CycleStart(k int) time.Time {
 	ns := local.Nanosecond()
 	first := time.Date(y, m+time.Month(k), 1, 0, 0, 0, 0, time.UTC)
 	day := min(d, daysIn(first.Year(), first.Month()))
-	return time.Date(first.Year(), first.Month(), day, hh, mm, ss, ns, a.Zone)
+	t := time.Date(first.Year(), first.Month(), day, hh, mm, ss, ns, a.Zone)
+	if h, m, _ := t.Clock(); h != hh || m != mm {
+		// The wall-clock time does not exist that day (a spring-forward gap);
+		// time.Date resolved it before the gap. Move past the gap instead.
+		_, before := t.Zone()
+		_, after := t.Add(24 * time.Hour).Zone()
+		t = t.Add(time.Duration(after-before) * time.Second)
+	}
+	return t
 }
 
 // CycleAt returns the cycle containing t.

@@ -37,7 +37,8 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // poolURL is the URL of the test's database, for other processes.
-func (f *fixture) poolURL() string { return f.url
+func (f *fixture) poolURL() string {
+	return f.url
 }
 
 func cr(s string) credits.Credits { return credits.MustParse(s) }
@@ -138,5 +139,3 @@ func (f *fixture) history(org string) []ledger.Entry {
 	}
 	return h
 }
-
-func at(t time.Time) *time.Time { return &t }

@@ -163,7 +163,8 @@ func (l *Ledger) Capture(ctx context.Context, tx pgx.Tx, orgID, holdID string, a
 	h.status, h.captured, h.closedAt, h.dirty = HoldCaptured, &captured, &s.at, true
 	s.count(h.team, h.user, captured, 0)
 	s.events = append(s.events, usageRow{eventID: key, status: string(UsageApplied), feature: opt(h.feature),
-		team: opt(h.team), user: opt(h.user), occurredAt: s.at, amount: captured})
+		team: opt(h.team), user: opt(h.user), occurredAt: s.at, amount: captured, hash: hash, debt: debt,
+		balance: s.available})
 	res = s.holdResult(h, debt)
 	s.remember(key, "capture", hash, res)
 	return res, persist(ctx, tx, states)

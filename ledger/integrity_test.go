@@ -24,6 +24,10 @@ func TestVerify_DetectsCorruption(t *testing.T) {
 		{"hold status", `UPDATE holds SET status = 'released', closed_at = now() WHERE org_id = 'acme'`, "held_equals_holds"},
 		{"usage amount", `UPDATE usage_events SET amount = amount + 1 WHERE org_id = 'acme'`, "usage_equals_entries"},
 		{"append-only trigger", `ALTER TABLE entries DISABLE TRIGGER entries_no_update`, "entries_append_only"},
+		{"orphan usage", `INSERT INTO usage_events (org_id, event_id, status, amount, balance_after, request_hash, occurred_at, recorded_at, cycle_start)
+		                  VALUES ('ghost', 'e', 'applied', 0, 0, '\x00', now(), now(), now())`, "rows_belong_to_orgs"},
+		{"entry of a missing lot", `INSERT INTO entries (org_id, kind, amount, balance_after, lot_id, lot_delta, key, at)
+		                            VALUES ('acme', 'grant', 1, 1, 999999, 1, 'x', now())`, "entry_lot_exists"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

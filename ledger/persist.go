@@ -37,9 +37,10 @@ ORDER BY ord`
 
 const insertUsageSQL = `
 INSERT INTO usage_events (org_id, event_id, status, reason, feature, units, runs, overage_runs, amount, team, user_id,
-                          occurred_at, recorded_at, cycle_start, metadata)
+                          occurred_at, recorded_at, cycle_start, metadata, debt, balance_after, request_hash)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[],
-                     $9::int8[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::jsonb[])`
+                     $9::int8[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::jsonb[],
+                     $16::int8[], $17::int8[], $18::bytea[])`
 
 const upsertCountersSQL = `
 INSERT INTO cycle_usage (org_id, cycle_start, scope, subject, credits, runs)
@@ -93,7 +94,8 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 		uUnits, uRuns                         []*int64
 		uOverage, uAmount                     []int64
 		uOccurred, uRecorded, uCycle          []time.Time
-		uMeta                                 [][]byte
+		uMeta, uHash                          [][]byte
+		uDebt, uBalance                       []int64
 		cOrg, cScope, cSubject                []string
 		cCycle                                []time.Time
 		cCredits, cRuns                       []int64
@@ -132,7 +134,8 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 			uReason, uFeature, uTeam, uUser = append(uReason, u.reason), append(uFeature, u.feature), append(uTeam, u.team), append(uUser, u.user)
 			uUnits, uRuns, uOverage, uAmount = append(uUnits, u.units), append(uRuns, u.runs), append(uOverage, u.overageRuns), append(uAmount, u.amount)
 			uOccurred, uRecorded, uCycle = append(uOccurred, u.occurredAt), append(uRecorded, s.at), append(uCycle, s.cycle.Start)
-			uMeta = append(uMeta, u.metadata)
+			uMeta, uHash = append(uMeta, u.metadata), append(uHash, u.hash)
+			uDebt, uBalance = append(uDebt, u.debt), append(uBalance, u.balance)
 		}
 		for k, c := range s.counters {
 			if c.addCredits == 0 && c.addRuns == 0 {
@@ -172,7 +175,7 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 	}
 	if len(uOrg) > 0 {
 		b.Queue(insertUsageSQL, uOrg, uEvent, uStatus, uReason, uFeature, uUnits, uRuns, uOverage, uAmount,
-			uTeam, uUser, uOccurred, uRecorded, uCycle, uMeta)
+			uTeam, uUser, uOccurred, uRecorded, uCycle, uMeta, uDebt, uBalance, uHash)
 	}
 	if len(cOrg) > 0 {
 		b.Queue(upsertCountersSQL, cOrg, cCycle, cScope, cSubject, cCredits, cRuns)

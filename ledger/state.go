@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -56,6 +57,9 @@ type opRow struct {
 	kind   string
 	hash   []byte
 	result json.RawMessage
+	// usage is the result of a usage event, kept as a struct: usage is the
+	// hot path and is not stored as JSON.
+	usage *UsageResult
 }
 
 type counterKey struct {
@@ -105,6 +109,9 @@ type entryRow struct {
 
 type usageRow struct {
 	eventID     string
+	hash        []byte
+	debt        int64
+	balance     int64
 	status      string
 	reason      *string
 	feature     *string
@@ -120,20 +127,13 @@ type usageRow struct {
 
 // loadNeeds says what beyond the balance and open lots a transaction reads.
 type loadNeeds struct {
-	keys  []string // operation keys to check for replays
-	teams []string
-	users []string
-	holds []string // hold ids
+	keys   []string // operation keys to check for replays
+	events []string // usage event ids to check for replays
+	teams  []string
+	users  []string
+	holds  []string // hold ids
 	// expiredHolds also loads every active hold past its expiry, to release.
 	expiredHolds bool
-}
-
-func (n *loadNeeds) merge(o loadNeeds) {
-	n.keys = append(n.keys, o.keys...)
-	n.teams = append(n.teams, o.teams...)
-	n.users = append(n.users, o.users...)
-	n.holds = append(n.holds, o.holds...)
-	n.expiredHolds = n.expiredHolds || o.expiredHolds
 }
 
 const lockOrgsSQL = `
@@ -144,33 +144,40 @@ WHERE b.org_id = ANY($1)
 ORDER BY b.org_id
 FOR UPDATE OF b`
 
+// Lookups by key are written as org_id = ANY AND key = ANY so that Postgres
+// probes the primary key for each pair; a row-constructor IN over unnest lets
+// the planner pick a scan that grows with the table. In a batch of several
+// orgs this may load another org's record of the same key, which is that
+// org's real record and harmless to know.
 const loadOpsSQL = `
 SELECT org_id, key, kind, request_hash, result FROM operations
-WHERE (org_id, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+WHERE org_id = ANY($1) AND key = ANY($2)`
+
+const loadUsageSQL = `
+SELECT org_id, event_id, status, coalesce(reason, ''), amount, debt, overage_runs, balance_after, request_hash
+FROM usage_events
+WHERE org_id = ANY($1) AND event_id = ANY($2)`
 
 const loadLotsSQL = `
 SELECT org_id, lot_id, source, amount, remaining, granted_at, expires_at, key FROM lots
-WHERE org_id = ANY($1) AND remaining > 0
-ORDER BY org_id, expires_at ASC NULLS LAST, granted_at, lot_id`
+WHERE org_id = ANY($1) AND remaining > 0`
 
 // Counters of the cycles that may contain now; the exact cycle is picked in Go
 // once the org's anchor is known.
 const loadCountersSQL = `
 SELECT org_id, cycle_start, scope, subject, credits, runs FROM cycle_usage
 WHERE org_id = ANY($1) AND cycle_start <= $2 AND cycle_start > $2 - interval '32 days'
-  AND (scope = 'org' OR (scope, subject) IN (SELECT * FROM unnest($3::text[], $4::text[])))`
+  AND (scope = 'org' OR (scope = 'team' AND subject = ANY($3)) OR (scope = 'user' AND subject = ANY($4)))`
 
 const loadLimitsSQL = `
 SELECT org_id, scope, subject, monthly_limit FROM limits
-WHERE org_id = ANY($1) AND (scope, subject) IN (SELECT * FROM unnest($2::text[], $3::text[]))`
+WHERE org_id = ANY($1) AND ((scope = 'team' AND subject = ANY($2)) OR (scope = 'user' AND subject = ANY($3)))`
 
 const loadHoldsSQL = `
 SELECT org_id, hold_id, amount, status, captured, coalesce(feature, ''), coalesce(team, ''), coalesce(user_id, ''),
        created_at, expires_at, closed_at
 FROM holds
-WHERE org_id = ANY($1)
-  AND ((org_id, hold_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-       OR ($4 AND status = 'active' AND expires_at <= $5))`
+WHERE org_id = ANY($1) AND (hold_id = ANY($2) OR ($3 AND status = 'active' AND expires_at <= $4))`
 
 // load locks the orgs' balance rows (in org id order, so two transactions on
 // overlapping orgs cannot deadlock) and reads their state. Every statement
@@ -182,29 +189,38 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	orgIDs = slices.Compact(orgIDs)
 	now := l.now()
 
-	var keyOrgs, keys, scopes, subjects, holdOrgs, holdIDs []string
-	for _, org := range orgIDs {
-		for _, k := range needs.keys {
-			keyOrgs, keys = append(keyOrgs, org), append(keys, k)
-		}
-		for _, h := range needs.holds {
-			holdOrgs, holdIDs = append(holdOrgs, org), append(holdIDs, h)
-		}
+	keys, events, holdIDs := needs.keys, needs.events, needs.holds
+	teams, users := needs.teams, needs.users
+	if teams == nil {
+		teams = []string{}
 	}
-	for _, t := range needs.teams {
-		scopes, subjects = append(scopes, "team"), append(subjects, t)
-	}
-	for _, u := range needs.users {
-		scopes, subjects = append(scopes, "user"), append(subjects, u)
+	if users == nil {
+		users = []string{}
 	}
 
+	// Only the queries this transaction needs: every statement costs the
+	// server a round of parse, bind and execute.
+	loadHolds := len(holdIDs) > 0 || needs.expiredHolds
 	b := &pgx.Batch{}
 	b.Queue(lockOrgsSQL, orgIDs)
-	b.Queue(loadOpsSQL, keyOrgs, keys)
+	if len(keys) > 0 {
+		b.Queue(loadOpsSQL, orgIDs, keys)
+	}
+	if len(events) > 0 {
+		b.Queue(loadUsageSQL, orgIDs, events)
+	}
 	b.Queue(loadLotsSQL, orgIDs)
-	b.Queue(loadCountersSQL, orgIDs, now, scopes, subjects)
-	b.Queue(loadLimitsSQL, orgIDs, scopes, subjects)
-	b.Queue(loadHoldsSQL, orgIDs, holdOrgs, holdIDs, needs.expiredHolds, now)
+	b.Queue(loadCountersSQL, orgIDs, now, teams, users)
+	hasLimits := len(teams)+len(users) > 0
+	if hasLimits {
+		b.Queue(loadLimitsSQL, orgIDs, teams, users)
+	}
+	if loadHolds {
+		if holdIDs == nil {
+			holdIDs = []string{}
+		}
+		b.Queue(loadHoldsSQL, orgIDs, holdIDs, needs.expiredHolds, now)
+	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 
@@ -247,17 +263,15 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 		}
 	}
 
-	rows, _ = br.Query()
-	for rows.Next() {
-		var org string
-		op := &opRow{}
-		if err := rows.Scan(&org, &op.key, &op.kind, &op.hash, &op.result); err != nil {
-			return nil, fmt.Errorf("load operations: %w", err)
+	if len(keys) > 0 {
+		if err := loadOps(br, states); err != nil {
+			return nil, err
 		}
-		states[org].ops[op.key] = op
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load operations: %w", err)
+	if len(events) > 0 {
+		if err := loadUsage(br, states); err != nil {
+			return nil, err
+		}
 	}
 
 	rows, _ = br.Query()
@@ -271,6 +285,9 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load lots: %w", err)
+	}
+	for _, s := range states {
+		slices.SortFunc(s.lots, consumptionOrder)
 	}
 
 	rows, _ = br.Query()
@@ -289,31 +306,15 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 		return nil, fmt.Errorf("load cycle usage: %w", err)
 	}
 
-	rows, _ = br.Query()
-	for rows.Next() {
-		var org, scope, subject string
-		var limit int64
-		if err := rows.Scan(&org, &scope, &subject, &limit); err != nil {
-			return nil, fmt.Errorf("load limits: %w", err)
+	if hasLimits {
+		if err := loadLimits(br, states); err != nil {
+			return nil, err
 		}
-		states[org].limits[counterKey{scope, subject}] = limit
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load limits: %w", err)
-	}
-
-	rows, _ = br.Query()
-	for rows.Next() {
-		var org string
-		h := &holdState{}
-		if err := rows.Scan(&org, &h.id, &h.amount, &h.status, &h.captured, &h.feature, &h.team, &h.user,
-			&h.createdAt, &h.expiresAt, &h.closedAt); err != nil {
-			return nil, fmt.Errorf("load holds: %w", err)
+	if loadHolds {
+		if err := loadHoldRows(br, states); err != nil {
+			return nil, err
 		}
-		states[org].holds[h.id] = h
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load holds: %w", err)
 	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
@@ -322,6 +323,77 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 		s.expireDueLots()
 	}
 	return states, nil
+}
+
+func loadOps(br pgx.BatchResults, states map[string]*orgState) error {
+	rows, _ := br.Query()
+	for rows.Next() {
+		var org string
+		op := &opRow{}
+		if err := rows.Scan(&org, &op.key, &op.kind, &op.hash, &op.result); err != nil {
+			return fmt.Errorf("load operations: %w", err)
+		}
+		states[org].ops[op.key] = op
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load operations: %w", err)
+	}
+	return nil
+}
+
+// loadUsage turns recorded usage events into replayable operations.
+func loadUsage(br pgx.BatchResults, states map[string]*orgState) error {
+	rows, _ := br.Query()
+	for rows.Next() {
+		var org, status string
+		var hash []byte
+		var cost, debt, balance int64
+		res := UsageResult{}
+		if err := rows.Scan(&org, &res.EventID, &status, &res.Reason, &cost, &debt, &res.OverageRuns, &balance, &hash); err != nil {
+			return fmt.Errorf("load usage events: %w", err)
+		}
+		res.OrgID, res.Status = org, UsageStatus(status)
+		res.Cost, res.Debt, res.BalanceAfter = credits.Credits(cost), credits.Credits(debt), credits.Credits(balance)
+		key := usageKey(res.EventID)
+		states[org].ops[key] = &opRow{key: key, kind: "usage", hash: hash, usage: &res}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load usage events: %w", err)
+	}
+	return nil
+}
+
+func loadLimits(br pgx.BatchResults, states map[string]*orgState) error {
+	rows, _ := br.Query()
+	for rows.Next() {
+		var org, scope, subject string
+		var limit int64
+		if err := rows.Scan(&org, &scope, &subject, &limit); err != nil {
+			return fmt.Errorf("load limits: %w", err)
+		}
+		states[org].limits[counterKey{scope, subject}] = limit
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load limits: %w", err)
+	}
+	return nil
+}
+
+func loadHoldRows(br pgx.BatchResults, states map[string]*orgState) error {
+	rows, _ := br.Query()
+	for rows.Next() {
+		var org string
+		h := &holdState{}
+		if err := rows.Scan(&org, &h.id, &h.amount, &h.status, &h.captured, &h.feature, &h.team, &h.user,
+			&h.createdAt, &h.expiresAt, &h.closedAt); err != nil {
+			return fmt.Errorf("load holds: %w", err)
+		}
+		states[org].holds[h.id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load holds: %w", err)
+	}
+	return nil
 }
 
 // hashRequest fingerprints a request for the idempotency check.
@@ -344,6 +416,10 @@ func (s *orgState) replay(key string, hash []byte, out any) (found bool, err err
 	}
 	if string(op.hash) != string(hash) {
 		return true, fmt.Errorf("%w: key %q was used before with a different request", ErrConflict, key)
+	}
+	if u, ok := out.(*UsageResult); ok && op.usage != nil {
+		*u = *op.usage
+		return true, nil
 	}
 	if err := json.Unmarshal(op.result, out); err != nil {
 		return true, fmt.Errorf("replay %q: %w", key, err)
@@ -377,8 +453,14 @@ func replayed[R replayable](ctx context.Context, tx pgx.Tx, states map[string]*o
 	return res, persist(ctx, tx, states)
 }
 
-// remember records an operation's result under its key.
+// remember records an operation's result under its key. Usage events are
+// their own record (usage_events), so they are kept only in memory here, to
+// catch a repeat within the same transaction.
 func (s *orgState) remember(key, kind string, hash []byte, result any) {
+	if u, ok := result.(UsageResult); ok {
+		s.ops[key] = &opRow{key: key, kind: kind, hash: hash, usage: &u}
+		return
+	}
 	b, err := json.Marshal(result)
 	if err != nil {
 		panic(fmt.Sprintf("ledger: result %T: %v", result, err))
@@ -421,15 +503,6 @@ func (s *orgState) expireDueLots() {
 		lot.remaining = 0
 		lot.dirty = true
 	}
-}
-
-// openCredits is what the open lots hold.
-func (s *orgState) openCredits() int64 {
-	var sum int64
-	for _, lot := range s.lots {
-		sum += lot.remaining
-	}
-	return sum
 }
 
 // consume takes amount from the lots in consumption order with entries
@@ -484,8 +557,19 @@ func (s *orgState) addLot(kind, source string, amount int64, expiresAt *time.Tim
 	return lot, repaid
 }
 
+// consumptionOrder compares lots for slices.SortFunc.
+func consumptionOrder(a, b *lotState) int {
+	switch {
+	case consumedBefore(a, b):
+		return -1
+	case consumedBefore(b, a):
+		return 1
+	}
+	return cmp.Compare(a.id, b.id)
+}
+
 // consumedBefore is the consumption order: soonest expiry first,
-// never-expiring last, then oldest grant, then lowest id.
+// never-expiring last, then oldest grant.
 func consumedBefore(a, b *lotState) bool {
 	switch {
 	case a.expiresAt != nil && b.expiresAt == nil:

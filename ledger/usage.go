@@ -134,7 +134,7 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 			}
 		}
 		orgs = append(orgs, events[i].OrgID)
-		needs.keys = append(needs.keys, usageKey(events[i].EventID))
+		needs.events = append(needs.events, events[i].EventID)
 		if events[i].Team != "" {
 			needs.teams = append(needs.teams, events[i].Team)
 		}
@@ -145,7 +145,7 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 	if len(events) == 0 {
 		return nil, nil
 	}
-	needs.keys = compact(needs.keys)
+	needs.events = compact(needs.events)
 	needs.teams = compact(needs.teams)
 	needs.users = compact(needs.users)
 	states, err := l.load(ctx, tx, orgs, needs)
@@ -240,6 +240,7 @@ func (l *Ledger) applyUsage(s *orgState, ev UsageEvent) (UsageResult, error) {
 		s.count(ev.Team, ev.User, cost, ev.Runs)
 	}
 	res.BalanceAfter = credits.Credits(s.available)
+	row.hash, row.debt, row.balance = hash, int64(res.Debt), s.available
 	s.events = append(s.events, row)
 	s.remember(key, "usage", hash, res)
 	return res, nil

@@ -70,6 +70,19 @@ LEFT JOIN (SELECT org_id, event_id, sum(lot_delta - debt_delta) AS amount FROM e
            WHERE kind IN ('usage', 'capture') GROUP BY org_id, event_id) e ON e.org_id = u.org_id AND e.event_id = u.event_id
 WHERE (u.status = 'applied' AND u.amount <> coalesce(-e.amount, 0))
    OR (u.status = 'rejected' AND coalesce(e.amount, 0) <> 0)`},
+	{"rows_belong_to_orgs", `
+SELECT x.org_id, format('%s row of an org that does not exist', x.tbl)
+FROM (SELECT DISTINCT org_id, 'lots' AS tbl FROM lots
+      UNION ALL SELECT DISTINCT org_id, 'entries' FROM entries
+      UNION ALL SELECT DISTINCT org_id, 'usage_events' FROM usage_events
+      UNION ALL SELECT DISTINCT org_id, 'operations' FROM operations
+      UNION ALL SELECT DISTINCT org_id, 'cycle_usage' FROM cycle_usage) x
+WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.org_id = x.org_id)`},
+	{"entry_lot_exists", `
+SELECT e.org_id, format('entry %s names lot %s, which the org does not have', e.entry_id, e.lot_id)
+FROM entries e
+WHERE e.lot_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM lots l WHERE l.org_id = e.org_id AND l.lot_id = e.lot_id)`},
 	{"entries_append_only", `
 SELECT NULL::text, 'the trigger refusing UPDATE and DELETE on entries is missing or disabled'
 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
@@ -80,7 +93,9 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
 // equals its entries and its lots, each lot equals its entries, the running
 // balance of every entry is right, held equals the active holds, debt exists
 // only when no unspent credits do, every usage event was debited exactly its
-// cost, and entries are protected from change. It reads only.
+// cost, every row belongs to an existing org and every entry to a lot of its
+// org (the checks the high-volume tables' missing foreign keys would make),
+// and entries are protected from change. It reads only.
 func (l *Ledger) Verify(ctx context.Context, db DBTX) (VerifyReport, error) {
 	rep := VerifyReport{Violations: []Violation{}}
 	if err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM orgs), (SELECT count(*) FROM entries)`).

@@ -27,19 +27,28 @@ var (
 	templateOnce sync.Once
 	templateName string
 	templateErr  error
+
+	atExitMu sync.Mutex
+	atExit   []string // databases to drop when the test binary ends
 )
 
 // Main runs the package's tests and drops the template afterwards. Call it
 // from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
-	if templateName != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := dropDatabase(ctx, templateName); err != nil {
-			fmt.Fprintf(os.Stderr, "ledgertest: drop template %s: %v\n", templateName, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	atExitMu.Lock()
+	drop := append(atExit, templateName)
+	atExitMu.Unlock()
+	for _, name := range drop {
+		if name == "" {
+			continue
 		}
-		cancel()
+		if err := dropDatabase(ctx, name); err != nil {
+			fmt.Fprintf(os.Stderr, "ledgertest: drop %s: %v\n", name, err)
+		}
 	}
+	cancel()
 	os.Exit(code)
 }
 
@@ -115,6 +124,30 @@ func migrateTemplate(ctx context.Context, name string) error {
 // test ends, and returns its URL (for tests that start other processes).
 func NewURL(t testing.TB) string {
 	t.Helper()
+	name, u := newDatabase(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := dropDatabase(ctx, name); err != nil {
+			t.Errorf("ledgertest: drop %s: %v", name, err)
+		}
+	})
+	return u
+}
+
+// NewURLUntilExit is NewURL for benchmarks, whose function the testing
+// package calls several times: the database lives until Main returns.
+func NewURLUntilExit(t testing.TB) string {
+	t.Helper()
+	name, u := newDatabase(t)
+	atExitMu.Lock()
+	atExit = append(atExit, name)
+	atExitMu.Unlock()
+	return u
+}
+
+func newDatabase(t testing.TB) (name, u string) {
+	t.Helper()
 	BaseURL(t)
 	templateOnce.Do(func() { templateName, templateErr = makeTemplate() })
 	if templateErr != nil {
@@ -122,7 +155,7 @@ func NewURL(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	name := "creditd_test_" + randomSuffix()
+	name = "creditd_test_" + randomSuffix()
 	// CREATE DATABASE from one template is refused while another clone of
 	// it is being made; retry briefly.
 	var err error
@@ -137,18 +170,11 @@ func NewURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("ledgertest: clone database: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := dropDatabase(ctx, name); err != nil {
-			t.Errorf("ledgertest: drop %s: %v", name, err)
-		}
-	})
-	u, err := URLFor(os.Getenv("DATABASE_URL"), name)
+	u, err = URLFor(os.Getenv("DATABASE_URL"), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return u
+	return name, u
 }
 
 // NewPool returns a pool on a fresh migrated database, closed and dropped

@@ -1,0 +1,131 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/creditd/creditd/config"
+	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/ledgertest"
+)
+
+// benchOrgs creates n orgs, each with a large never-expiring balance, in a
+// few big transactions.
+func benchOrgs(b *testing.B, pool *pgxpool.Pool, l *ledger.Ledger, n int) []string {
+	b.Helper()
+	ctx := context.Background()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("org-%05d", i)
+	}
+	const chunk = 1000
+	for start := 0; start < n; start += chunk {
+		err := ledger.WithTx(ctx, pool, func(tx pgx.Tx) error {
+			for _, id := range ids[start:min(start+chunk, n)] {
+				if _, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: id, Plan: "standard"}); err != nil {
+					return err
+				}
+				if _, err := l.Grant(ctx, tx, ledger.Grant{OrgID: id, Amount: cr("100000000"), Source: ledger.SourcePurchase, Key: "seed"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// benchSetups keeps each benchmark's database and orgs across the runs with
+// growing b.N that the testing package makes, so setup happens once.
+var benchSetups = map[string]*benchSetup{}
+
+type benchSetup struct {
+	pool *pgxpool.Pool
+	ids  []string
+}
+
+func setupOnce(b *testing.B, l *ledger.Ledger, orgs int) (*pgxpool.Pool, []string) {
+	b.Helper()
+	if s, ok := benchSetups[b.Name()]; ok {
+		return s.pool, s.ids
+	}
+	u := ledgertest.NewURLUntilExit(b)
+	pool, err := pgxpool.New(context.Background(), u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := benchOrgs(b, pool, l, orgs)
+	benchSetups[b.Name()] = &benchSetup{pool: pool, ids: ids}
+	return pool, ids
+}
+
+func benchUsage(b *testing.B, orgs int, batch int) {
+	l := ledger.New(config.DefaultCatalog(), nil)
+	pool, ids := setupOnce(b, l, orgs)
+	var seq atomic.Int64
+	amount := cr("0.25")
+	b.SetParallelism(4) // 4 × GOMAXPROCS goroutines: enough to keep Postgres busy
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		events := make([]ledger.UsageEvent, batch)
+		for pb.Next() {
+			n := seq.Add(1)
+			org := ids[int(n)%len(ids)]
+			for i := range events {
+				events[i] = ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("e%d-%d", n, i), Amount: &amount}
+			}
+			err := ledger.WithRetry(ctx, pool, func(tx pgx.Tx) error {
+				_, err := l.RecordUsage(ctx, tx, events)
+				return err
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	rep, err := l.Verify(context.Background(), pool)
+	if err != nil || !rep.OK {
+		b.Fatalf("verify after benchmark: %+v %v", rep.Violations, err)
+	}
+}
+
+// BenchmarkUsage_HotOrg: every transaction is one event on the same org.
+func BenchmarkUsage_HotOrg(b *testing.B) { benchUsage(b, 1, 1) }
+
+// BenchmarkUsage_SpreadOrgs: one event per transaction over 10,000 orgs.
+func BenchmarkUsage_SpreadOrgs(b *testing.B) { benchUsage(b, 10000, 1) }
+
+// BenchmarkUsage_HotOrgBatch100: 100 events of one org per transaction, the
+// shape the queue's batching produces.
+func BenchmarkUsage_HotOrgBatch100(b *testing.B) { benchUsage(b, 1, 100) }
+
+// BenchmarkBalance reads the balance of one of 1,000 orgs.
+func BenchmarkBalance(b *testing.B) {
+	l := ledger.New(config.DefaultCatalog(), nil)
+	pool, ids := setupOnce(b, l, 1000)
+	var seq atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := l.Balance(ctx, pool, ids[int(seq.Add(1))%len(ids)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
