@@ -67,20 +67,24 @@ func setupOnce(b *testing.B, l *ledger.Ledger, orgs int) (*pgxpool.Pool, []strin
 	return pool, ids
 }
 
-func benchUsage(b *testing.B, orgs int, batch int) {
+// benchUsage records batch events per transaction. The events of one
+// transaction are spread over orgsPerTx consecutive orgs, the way a worker
+// that shards orgs into batches would group them.
+func benchUsage(b *testing.B, orgs, batch, orgsPerTx int) {
 	l := ledger.New(config.DefaultCatalog(), nil)
 	pool, ids := setupOnce(b, l, orgs)
 	var seq atomic.Int64
 	amount := cr("0.25")
-	b.SetParallelism(4) // 4 × GOMAXPROCS goroutines: enough to keep Postgres busy
+	b.SetParallelism(8) // 8 × GOMAXPROCS = 16 goroutines, as many clients as the pgbench ceiling uses
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		events := make([]ledger.UsageEvent, batch)
 		for pb.Next() {
 			n := seq.Add(1)
-			org := ids[int(n)%len(ids)]
+			first := int(n) * orgsPerTx
 			for i := range events {
+				org := ids[(first+i%orgsPerTx)%len(ids)]
 				events[i] = ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("e%d-%d", n, i), Amount: &amount}
 			}
 			err := ledger.WithRetry(ctx, pool, func(tx pgx.Tx) error {
@@ -102,14 +106,17 @@ func benchUsage(b *testing.B, orgs int, batch int) {
 }
 
 // BenchmarkUsage_HotOrg: every transaction is one event on the same org.
-func BenchmarkUsage_HotOrg(b *testing.B) { benchUsage(b, 1, 1) }
+func BenchmarkUsage_HotOrg(b *testing.B) { benchUsage(b, 1, 1, 1) }
 
 // BenchmarkUsage_SpreadOrgs: one event per transaction over 10,000 orgs.
-func BenchmarkUsage_SpreadOrgs(b *testing.B) { benchUsage(b, 10000, 1) }
+func BenchmarkUsage_SpreadOrgs(b *testing.B) { benchUsage(b, 10000, 1, 1) }
 
-// BenchmarkUsage_HotOrgBatch100: 100 events of one org per transaction, the
-// shape the queue's batching produces.
-func BenchmarkUsage_HotOrgBatch100(b *testing.B) { benchUsage(b, 1, 100) }
+// BenchmarkUsage_HotOrgBatch100: 100 events of one org per transaction.
+func BenchmarkUsage_HotOrgBatch100(b *testing.B) { benchUsage(b, 1, 100, 1) }
+
+// BenchmarkUsage_SpreadOrgsBatch100: 100 events of 100 orgs (one each) per
+// transaction over 10,000 orgs.
+func BenchmarkUsage_SpreadOrgsBatch100(b *testing.B) { benchUsage(b, 10000, 100, 100) }
 
 // BenchmarkBalance reads the balance of one of 1,000 orgs.
 func BenchmarkBalance(b *testing.B) {

@@ -62,6 +62,8 @@ type opRow struct {
 	usage *UsageResult
 }
 
+type orgItem struct{ org, id string }
+
 type counterKey struct {
 	scope   string // org, team, user
 	subject string
@@ -127,8 +129,8 @@ type usageRow struct {
 
 // loadNeeds says what beyond the balance and open lots a transaction reads.
 type loadNeeds struct {
-	keys   []string // operation keys to check for replays
-	events []string // usage event ids to check for replays
+	keys   []string  // operation keys (of every org loaded) to check for replays
+	events []orgItem // usage events to check for replays
 	teams  []string
 	users  []string
 	holds  []string // hold ids
@@ -144,19 +146,22 @@ WHERE b.org_id = ANY($1)
 ORDER BY b.org_id
 FOR UPDATE OF b`
 
-// Lookups by key are written as org_id = ANY AND key = ANY so that Postgres
-// probes the primary key for each pair; a row-constructor IN over unnest lets
-// the planner pick a scan that grows with the table. In a batch of several
-// orgs this may load another org's record of the same key, which is that
-// org's real record and harmless to know.
+// Lookups by (org, key) pairs are LATERAL subqueries with LIMIT 1, which
+// Postgres can only run as one primary-key probe per pair. The plain forms
+// (row IN (unnest), org_id = ANY AND key = ANY) let the planner match only
+// org_id in the index when it plans on an empty or unanalyzed table, and pgx's
+// cached prepared statement then keeps that plan: every lookup would read all
+// of the org's rows, a cost that grows with the table.
 const loadOpsSQL = `
-SELECT org_id, key, kind, request_hash, result FROM operations
-WHERE org_id = ANY($1) AND key = ANY($2)`
+SELECT x.org_id, x.key, x.kind, x.request_hash, x.result
+FROM unnest($1::text[], $2::text[]) AS k(org_id, key)
+JOIN LATERAL (SELECT * FROM operations o WHERE o.org_id = k.org_id AND o.key = k.key LIMIT 1) x ON true`
 
 const loadUsageSQL = `
-SELECT org_id, event_id, status, coalesce(reason, ''), amount, debt, overage_runs, balance_after, request_hash
-FROM usage_events
-WHERE org_id = ANY($1) AND event_id = ANY($2)`
+SELECT x.org_id, x.event_id, x.status, coalesce(x.reason, ''), x.amount, x.debt, x.overage_runs, x.balance_after,
+       x.request_hash
+FROM unnest($1::text[], $2::text[]) AS k(org_id, event_id)
+JOIN LATERAL (SELECT * FROM usage_events u WHERE u.org_id = k.org_id AND u.event_id = k.event_id LIMIT 1) x ON true`
 
 const loadLotsSQL = `
 SELECT org_id, lot_id, source, amount, remaining, granted_at, expires_at, key FROM lots
@@ -179,6 +184,9 @@ SELECT org_id, hold_id, amount, status, captured, coalesce(feature, ''), coalesc
 FROM holds
 WHERE org_id = ANY($1) AND (hold_id = ANY($2) OR ($3 AND status = 'active' AND expires_at <= $4))`
 
+// An org has few holds open at once and a hold lookup is not on the usage
+// path, so the simple form is fine here.
+
 // load locks the orgs' balance rows (in org id order, so two transactions on
 // overlapping orgs cannot deadlock) and reads their state. Every statement
 // after the lock runs after the lock is granted and sees what the previous
@@ -189,7 +197,16 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	orgIDs = slices.Compact(orgIDs)
 	now := l.now()
 
-	keys, events, holdIDs := needs.keys, needs.events, needs.holds
+	var keyOrgs, keys, eventOrgs, events []string
+	for _, org := range orgIDs {
+		for _, k := range needs.keys {
+			keyOrgs, keys = append(keyOrgs, org), append(keys, k)
+		}
+	}
+	for _, e := range needs.events {
+		eventOrgs, events = append(eventOrgs, e.org), append(events, e.id)
+	}
+	holdIDs := needs.holds
 	teams, users := needs.teams, needs.users
 	if teams == nil {
 		teams = []string{}
@@ -204,10 +221,10 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	b := &pgx.Batch{}
 	b.Queue(lockOrgsSQL, orgIDs)
 	if len(keys) > 0 {
-		b.Queue(loadOpsSQL, orgIDs, keys)
+		b.Queue(loadOpsSQL, keyOrgs, keys)
 	}
 	if len(events) > 0 {
-		b.Queue(loadUsageSQL, orgIDs, events)
+		b.Queue(loadUsageSQL, eventOrgs, events)
 	}
 	b.Queue(loadLotsSQL, orgIDs)
 	b.Queue(loadCountersSQL, orgIDs, now, teams, users)

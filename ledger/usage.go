@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -134,7 +135,7 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 			}
 		}
 		orgs = append(orgs, events[i].OrgID)
-		needs.events = append(needs.events, events[i].EventID)
+		needs.events = append(needs.events, orgItem{events[i].OrgID, events[i].EventID})
 		if events[i].Team != "" {
 			needs.teams = append(needs.teams, events[i].Team)
 		}
@@ -145,7 +146,8 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 	if len(events) == 0 {
 		return nil, nil
 	}
-	needs.events = compact(needs.events)
+	slices.SortFunc(needs.events, func(a, b orgItem) int { return cmp.Or(cmp.Compare(a.org, b.org), cmp.Compare(a.id, b.id)) })
+	needs.events = slices.Compact(needs.events)
 	needs.teams = compact(needs.teams)
 	needs.users = compact(needs.users)
 	states, err := l.load(ctx, tx, orgs, needs)
