@@ -1,0 +1,66 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hibiken/asynq"
+)
+
+// MaxPayloadBytes bounds a task payload; larger ones are refused at enqueue
+// and archived if they reach a worker anyway.
+const MaxPayloadBytes = 64 << 10
+
+// PayloadError is a payload that can never be processed: it names the field
+// and is archived, not retried.
+type PayloadError struct {
+	Field  string
+	Reason string
+}
+
+func (e *PayloadError) Error() string { return "payload: " + e.Field + ": " + e.Reason }
+
+// decodeStrict decodes a JSON payload refusing unknown fields, trailing data
+// and oversized input, and maps decoding errors to a *PayloadError that
+// names the field.
+func decodeStrict(data []byte, v any) error {
+	if len(data) > MaxPayloadBytes {
+		return &PayloadError{Field: "payload", Reason: fmt.Sprintf("larger than %d bytes", MaxPayloadBytes)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &PayloadError{Field: "payload", Reason: "data after the JSON object"}
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		return &PayloadError{Field: typeErr.Field, Reason: fmt.Sprintf("must be a JSON %s, not %s", typeErr.Type, typeErr.Value)}
+	case errors.As(err, &syntaxErr):
+		return &PayloadError{Field: "payload", Reason: fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset)}
+	}
+	msg := err.Error()
+	const unknown = "json: unknown field "
+	if len(msg) > len(unknown) && msg[:len(unknown)] == unknown {
+		return &PayloadError{Field: msg[len(unknown)+1 : len(msg)-1], Reason: "unknown field"}
+	}
+	var pe *PayloadError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &PayloadError{Field: "payload", Reason: msg}
+}
+
+// permanent wraps an error so asynq archives the task instead of retrying.
+func permanent(err error) error { return fmt.Errorf("%w: %w", err, asynq.SkipRetry) }
