@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,10 +11,10 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/jobs"
+	"github.com/creditd/creditd/jobs/jobstest"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/credits"
 	"github.com/creditd/creditd/ledger/ledgertest"
@@ -23,47 +22,10 @@ import (
 
 func TestMain(m *testing.M) { ledgertest.Main(m) }
 
-// testRedisDB is this package's Redis database number. The tests flush it
-// only when it is empty or holds the marker key they set, so they never
-// touch data they did not create.
-const (
-	testRedisDB = 11
-	redisMarker = "creditd:test:jobs"
-)
+// testRedisDB is this package's Redis database number.
+const testRedisDB = 11
 
-func testRedis(t *testing.T) asynq.RedisClientOpt {
-	t.Helper()
-	u := os.Getenv("REDIS_URL")
-	if u == "" {
-		t.Fatal("REDIS_URL is not set: run the tests with `make test`, which provisions Redis")
-	}
-	opt, err := asynq.ParseRedisURI(u)
-	if err != nil {
-		t.Fatalf("REDIS_URL: %v", err)
-	}
-	o := opt.(asynq.RedisClientOpt)
-	o.DB = testRedisDB
-	rdb := redis.NewClient(&redis.Options{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB})
-	defer rdb.Close()
-	ctx := context.Background()
-	n, err := rdb.DBSize(ctx).Result()
-	if err != nil {
-		t.Fatalf("redis: %v", err)
-	}
-	if n > 0 && rdb.Exists(ctx, redisMarker).Val() == 0 {
-		t.Fatalf("redis DB %d holds %d keys this test did not write; refusing to use it", testRedisDB, n)
-	}
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	rdb.Set(ctx, redisMarker, "1", 0)
-	t.Cleanup(func() {
-		rdb := redis.NewClient(&redis.Options{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB})
-		defer rdb.Close()
-		rdb.FlushDB(context.Background())
-	})
-	return o
-}
+func testRedis(t *testing.T) asynq.RedisClientOpt { return jobstest.Redis(t, testRedisDB) }
 
 func TestUsagePayload_BadInput(t *testing.T) {
 	t.Parallel()
@@ -240,5 +202,26 @@ func TestUsage_EndToEnd(t *testing.T) {
 	rep, err := l.Verify(ctx, pool)
 	if err != nil || !rep.OK {
 		t.Fatalf("verify: %+v %v", rep.Violations, err)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		n        int
+		min, max time.Duration
+	}{
+		{0, time.Second, 1250 * time.Millisecond},
+		{3, 8 * time.Second, 10 * time.Second},
+		{20, 10 * time.Minute, 12*time.Minute + 30*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.n), func(t *testing.T) {
+			for i := 0; i < 100; i++ {
+				if d := jobs.RetryDelay(tt.n, nil, nil); d < tt.min || d > tt.max {
+					t.Fatalf("RetryDelay(%d) = %s, want within [%s, %s]", tt.n, d, tt.min, tt.max)
+				}
+			}
+		})
 	}
 }

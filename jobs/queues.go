@@ -1,5 +1,12 @@
 package jobs
 
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
 // Queues. Payments and usage are served before sweeps and reports.
 const (
 	QueuePayments = "payments"
@@ -11,4 +18,15 @@ const (
 // QueuePriorities is the asynq.Config.Queues weighting of the queues.
 func QueuePriorities() map[string]int {
 	return map[string]int{QueuePayments: 6, QueueUsage: 6, QueueSweeps: 2, QueueReports: 1}
+}
+
+// RetryDelay is the backoff between attempts of a task that failed with a
+// transient error (or whose worker died): 1 s, doubling, capped at 10
+// minutes, with up to 25% jitter so a burst of failures does not come back
+// at once. asynq's default starts near 15 s and grows past a day, too slow
+// for usage that should appear in balances promptly.
+func RetryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+	d := time.Second << min(n, 10)
+	d = min(d, 10*time.Minute)
+	return d + time.Duration(rand.Int64N(int64(d)/4+1))
 }

@@ -82,6 +82,9 @@ func commands() []*command {
 		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},
 		{"restore", "ORG --event ID [--json]",
 			"Give back the credits a usage event spent (within 7 days of it). Restoring twice changes nothing.", runRestore},
+		{"worker", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION]",
+			"Serve the task queues (usage for now) until SIGTERM; in-flight tasks finish or go back to the queue.\n" +
+				"Needs DATABASE_URL and REDIS_URL.", runWorker},
 		{"config check", "", "Validate the environment configuration and the catalog without starting anything.", runConfigCheck},
 		{"help", "[COMMAND]", "Print usage, or a command's help.", runHelp},
 	}

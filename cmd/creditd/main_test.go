@@ -40,6 +40,7 @@ func TestCLI(t *testing.T) {
 		{"BadInput", testBadInput},
 		{"VerifyDetectsCorruptBalance", testVerifyDetectsCorruptBalance},
 		{"UsageAndEnvironment", testUsageAndEnvironment},
+		{"Worker", testWorker},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
