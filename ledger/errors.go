@@ -53,10 +53,13 @@ func mapError(err error) error {
 		case "40001", "40P01": // serialization_failure, deadlock_detected
 			return fmt.Errorf("%w: %w", ErrRetry, err)
 		case "23505": // unique_violation
+			// Only the org key is an expected race; any other duplicate is a
+			// bug to see as itself, not to pass off as an idempotency conflict.
 			if pgErr.ConstraintName == "orgs_pkey" {
 				return fmt.Errorf("%w: org already exists: %w", ErrConflict, err)
 			}
-			return fmt.Errorf("%w: %w", ErrConflict, err)
+		case "22P02", "22P05": // invalid text representation, untranslatable character
+			return &ValidationError{Field: "metadata", Reason: pgErr.Message}
 		case "23503": // foreign_key_violation
 			if pgErr.ConstraintName != "" && pgErr.TableName != "orgs" {
 				return fmt.Errorf("%w: %w", ErrNotFound, err)

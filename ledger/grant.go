@@ -46,8 +46,8 @@ func (g Grant) Validate() error {
 	if err := validOrgID(g.OrgID); err != nil {
 		return err
 	}
-	if g.Amount <= 0 {
-		return invalid("amount", "must be positive")
+	if err := validAmount("amount", int64(g.Amount)); err != nil {
+		return err
 	}
 	switch g.Source {
 	case SourceAllocation, SourcePromo, SourceAdjustment:

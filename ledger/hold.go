@@ -55,10 +55,10 @@ func (r Reservation) Validate() error {
 	if err := validKey("hold_id", r.HoldID); err != nil {
 		return err
 	}
-	if r.Amount <= 0 {
-		return invalid("amount", "must be positive")
+	if err := validAmount("amount", int64(r.Amount)); err != nil {
+		return err
 	}
-	if r.TTL <= 0 || r.TTL > MaxHoldTTL {
+	if r.TTL < time.Second || r.TTL > MaxHoldTTL {
 		return invalid("ttl_seconds", "must be between 1 second and %s", MaxHoldTTL)
 	}
 	for _, f := range []struct{ name, v string }{{"feature", r.Feature}, {"team", r.Team}, {"user", r.User}} {
@@ -70,6 +70,10 @@ func (r Reservation) Validate() error {
 }
 
 func holdKey(op, holdID string) string { return op + ":" + holdID }
+
+// CapturePrefix starts the usage event id under which a captured hold is
+// recorded ("capture:HOLD"); applications cannot use it for their events.
+const CapturePrefix = "capture:"
 
 // Reserve sets credits aside: they count against the balance until the hold
 // is captured, released or expires. It fails with ErrInsufficientCredits when
@@ -127,6 +131,9 @@ func (l *Ledger) Capture(ctx context.Context, tx pgx.Tx, orgID, holdID string, a
 	}
 	if amount < 0 {
 		return HoldResult{}, invalid("amount", "must not be negative")
+	}
+	if amount > MaxAmount {
+		return HoldResult{}, invalid("amount", "larger than the maximum of 1000000000000 credits")
 	}
 	key := holdKey("capture", holdID)
 	states, err := l.load(ctx, tx, []string{orgID}, loadNeeds{keys: []string{key}, holds: []string{holdID}, expiredHolds: true})

@@ -191,6 +191,7 @@ var errValidation = errors.New("validation")
 
 func (m *model) usage(event string, amount int64) (ledger.UsageStatus, error) {
 	m.expireLots()
+	m.expireHolds()
 	if seen, err := m.replay("usage:"+event, fmt.Sprint(amount)); seen {
 		return "", err
 	}

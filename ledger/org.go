@@ -88,8 +88,10 @@ func (l *Ledger) normalizeOrg(o NewOrg, now time.Time) (Org, error) {
 			return Org{}, invalid("email", "%q is not an email address", e)
 		}
 	}
-	if o.MonthlyCap != nil && *o.MonthlyCap <= 0 {
-		return Org{}, invalid("monthly_cap", "must be positive")
+	if o.MonthlyCap != nil {
+		if err := validAmount("monthly_cap", int64(*o.MonthlyCap)); err != nil {
+			return Org{}, err
+		}
 	}
 	anchor := DefaultAnchor(now, loc)
 	if o.Anchor != nil {
@@ -216,8 +218,8 @@ func (l *Ledger) SetLimit(ctx context.Context, tx pgx.Tx, orgID string, scope Li
 	if limit == nil {
 		_, err = tx.Exec(ctx, deleteLimitSQL, orgID, string(scope), subject)
 	} else {
-		if *limit <= 0 {
-			return invalid("limit", "must be positive")
+		if err := validAmount("limit", int64(*limit)); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, upsertLimitSQL, orgID, string(scope), subject, int64(*limit))
 	}

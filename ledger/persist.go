@@ -69,6 +69,11 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 	}
 	slices.Sort(orgIDs)
 
+	for _, id := range orgIDs {
+		if states[id].overflow {
+			return invalid("amount", "org %s: the balance or a usage total would overflow", id)
+		}
+	}
 	if err := assignLotIDs(ctx, tx, states, orgIDs); err != nil {
 		return err
 	}

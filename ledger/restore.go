@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,9 @@ func (l *Ledger) Restore(ctx context.Context, tx pgx.Tx, orgID, eventID string) 
 	}
 	if err := validKey("event_id", eventID); err != nil {
 		return RestoreResult{}, err
+	}
+	if strings.HasPrefix(eventID, CapturePrefix) {
+		return RestoreResult{}, invalid("event_id", "captured holds cannot be restored, only usage events")
 	}
 	key := "restore:" + eventID
 	states, err := l.load(ctx, tx, []string{orgID}, loadNeeds{keys: []string{key}})
@@ -90,26 +94,32 @@ func (l *Ledger) Restore(ctx context.Context, tx pgx.Tx, orgID, eventID string) 
 	if s.at.Sub(recordedAt) > RestoreWindow {
 		return RestoreResult{}, ErrRestoreWindow
 	}
-	// Forgive the event's debt before adding lots back: a restored lot would
-	// otherwise repay that same debt and restore nothing.
+	// The event's debt first: what is still owed is forgiven; what later
+	// credits already repaid comes back as a never-expiring lot. Forgiving
+	// first also keeps the restored lots from repaying that same debt.
 	var restored int64
 	for _, p := range parts {
-		if p.debt != nil && *p.debt > 0 {
-			if forgive := min(*p.debt, s.debt); forgive > 0 {
-				s.post(entryRow{kind: "restore", key: key, eventID: &eventID, debtDelta: -forgive})
-				restored += forgive
-			}
+		if p.debt == nil || *p.debt <= 0 {
+			continue
 		}
+		forgive := min(*p.debt, s.debt)
+		if forgive > 0 {
+			s.post(entryRow{kind: "restore", key: key, eventID: &eventID, debtDelta: -forgive})
+		}
+		if repaid := *p.debt - forgive; repaid > 0 {
+			s.addLot("restore", SourceRestore, repaid, nil, key, entryRow{eventID: &eventID})
+		}
+		restored += *p.debt
 	}
+	// Credits keep the expiry of the lot they came from: those whose expiry
+	// has passed would expire at once, so they are not restored at all.
 	for _, p := range parts {
-		if p.lotID != nil && *p.taken > 0 {
-			s.addLot("restore", SourceRestore, *p.taken, p.expiresAt, key, entryRow{eventID: &eventID})
-			restored += *p.taken
+		if p.lotID == nil || *p.taken <= 0 || (p.expiresAt != nil && !p.expiresAt.After(s.at)) {
+			continue
 		}
+		s.addLot("restore", SourceRestore, *p.taken, p.expiresAt, key, entryRow{eventID: &eventID})
+		restored += *p.taken
 	}
-	// A lot restored with an expiry already past expires at once, with its
-	// own expiry entry, so history explains why nothing came back to spend.
-	s.expireDueLots()
 	res = RestoreResult{OrgID: orgID, EventID: eventID, Restored: credits.Credits(restored), BalanceAfter: credits.Credits(s.available)}
 	s.remember(key, "restore", hash, res)
 	return res, persist(ctx, tx, states)

@@ -38,6 +38,10 @@ type orgState struct {
 	entries []entryRow
 	newOps  []*opRow
 	events  []usageRow
+
+	// overflow is set when a sum would leave int64; persist then refuses
+	// the whole transaction.
+	overflow bool
 }
 
 type lotState struct {
@@ -167,11 +171,13 @@ const loadLotsSQL = `
 SELECT org_id, lot_id, source, amount, remaining, granted_at, expires_at, key FROM lots
 WHERE org_id = ANY($1) AND remaining > 0`
 
-// Counters of the cycles that may contain now; the exact cycle is picked in Go
-// once the org's anchor is known.
+// Counters of the cycles that may contain the transaction's instant; the exact
+// cycle is picked in Go once the org's anchor is known. There is no upper
+// bound: an org's instant can be ahead of this worker's clock (another
+// worker's clock ran ahead), and its cycle's counters must still be seen.
 const loadCountersSQL = `
 SELECT org_id, cycle_start, scope, subject, credits, runs FROM cycle_usage
-WHERE org_id = ANY($1) AND cycle_start <= $2 AND cycle_start > $2 - interval '32 days'
+WHERE org_id = ANY($1) AND cycle_start > $2::timestamptz - interval '32 days'
   AND (scope = 'org' OR (scope = 'team' AND subject = ANY($3)) OR (scope = 'user' AND subject = ANY($4)))`
 
 const loadLimitsSQL = `
@@ -489,10 +495,10 @@ func (s *orgState) remember(key, kind string, hash []byte, result any) {
 
 // post appends an entry and applies it to the balance.
 func (s *orgState) post(e entryRow) {
-	e.amount = e.lotDelta - e.heldDelta - e.debtDelta
-	s.available += e.amount
-	s.held += e.heldDelta
-	s.debt += e.debtDelta
+	e.amount = s.add(s.add(e.lotDelta, -e.heldDelta), -e.debtDelta)
+	s.available = s.add(s.available, e.amount)
+	s.held = s.add(s.held, e.heldDelta)
+	s.debt = s.add(s.debt, e.debtDelta)
 	e.balanceAfter = s.available
 	if e.at.IsZero() {
 		e.at = s.at
@@ -501,6 +507,16 @@ func (s *orgState) post(e entryRow) {
 		s.lastAt = e.at
 	}
 	s.entries = append(s.entries, e)
+}
+
+// add returns a+b, noting an overflow of int64 (amounts are bounded by
+// MaxAmount, so only an absurd number of operations can get here).
+func (s *orgState) add(a, b int64) int64 {
+	sum := a + b
+	if (b > 0 && sum < a) || (b < 0 && sum > a) {
+		s.overflow = true
+	}
+	return sum
 }
 
 // expireDueLots writes an expiry entry for every open lot whose expiry has
@@ -617,9 +633,9 @@ func (s *orgState) count(team, user string, creditsUsed, runs int64) {
 			continue
 		}
 		c := s.counter(k.scope, k.subject)
-		c.credits += creditsUsed
-		c.runs += runs
-		c.addCredits += creditsUsed
-		c.addRuns += runs
+		c.credits = s.add(c.credits, creditsUsed)
+		c.runs = s.add(c.runs, runs)
+		c.addCredits = s.add(c.addCredits, creditsUsed)
+		c.addRuns = s.add(c.addRuns, runs)
 	}
 }

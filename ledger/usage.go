@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,6 +77,9 @@ func (e UsageEvent) Validate() error {
 	if err := validKey("event_id", e.EventID); err != nil {
 		return err
 	}
+	if strings.HasPrefix(e.EventID, CapturePrefix) {
+		return invalid("event_id", "ids starting with %q are reserved for captured holds", CapturePrefix)
+	}
 	for _, f := range []struct{ name, v string }{{"feature", e.Feature}, {"team", e.Team}, {"user", e.User}} {
 		if err := validLabel(f.name, f.v); err != nil {
 			return err
@@ -84,8 +88,8 @@ func (e UsageEvent) Validate() error {
 	kinds := 0
 	if e.Amount != nil {
 		kinds++
-		if *e.Amount <= 0 {
-			return invalid("amount", "must be positive")
+		if err := validAmount("amount", int64(*e.Amount)); err != nil {
+			return err
 		}
 	}
 	if e.Runs != 0 {
@@ -109,10 +113,47 @@ func (e UsageEvent) Validate() error {
 	if len(e.Metadata) > maxMetadata {
 		return invalid("metadata", "larger than %d bytes", maxMetadata)
 	}
-	if len(e.Metadata) > 0 && !json.Valid(e.Metadata) {
-		return invalid("metadata", "not valid JSON")
+	if len(e.Metadata) > 0 {
+		if _, err := canonicalMetadata(e.Metadata); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// canonicalMetadata decodes metadata and encodes it again, which is what is
+// stored: Go's decoder turns an unpaired UTF-16 surrogate escape into U+FFFD,
+// which Postgres' jsonb accepts, where it would refuse the escape itself. A
+// NUL character, which jsonb cannot hold at all, is refused.
+func canonicalMetadata(raw json.RawMessage) ([]byte, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, invalid("metadata", "not valid JSON")
+	}
+	if hasNUL(v) {
+		return nil, invalid("metadata", "contains a NUL character")
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, invalid("metadata", "%v", err)
+	}
+	return out, nil
+}
+
+func hasNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.ContainsRune(x, 0)
+	case []any:
+		return slices.ContainsFunc(x, hasNUL)
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, 0) || hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // RecordUsage applies usage events, which may belong to many orgs, in the
@@ -148,11 +189,15 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 	}
 	slices.SortFunc(needs.events, func(a, b orgItem) int { return cmp.Or(cmp.Compare(a.org, b.org), cmp.Compare(a.id, b.id)) })
 	needs.events = slices.Compact(needs.events)
+	needs.expiredHolds = true // elapsed holds must not keep counting against the balance
 	needs.teams = compact(needs.teams)
 	needs.users = compact(needs.users)
 	states, err := l.load(ctx, tx, orgs, needs)
 	if err != nil {
 		return nil, err
+	}
+	for _, s := range states {
+		s.releaseExpiredHolds()
 	}
 	results := make([]UsageResult, len(events))
 	for i, ev := range events {
@@ -219,7 +264,12 @@ func (l *Ledger) applyUsage(s *orgState, ev UsageEvent) (UsageResult, error) {
 	}
 	row := usageRow{
 		eventID: ev.EventID, feature: opt(ev.Feature), team: opt(ev.Team), user: opt(ev.User),
-		occurredAt: ev.OccurredAt, amount: cost, overageRuns: overage, metadata: ev.Metadata,
+		occurredAt: ev.OccurredAt, amount: cost, overageRuns: overage,
+	}
+	if len(ev.Metadata) > 0 {
+		if row.metadata, err = canonicalMetadata(ev.Metadata); err != nil {
+			return UsageResult{}, err
+		}
 	}
 	if ev.Units > 0 || (ev.Amount == nil && ev.Runs == 0) {
 		units := max(ev.Units, 1)
@@ -257,7 +307,7 @@ func (l *Ledger) price(s *orgState, ev UsageEvent) (cost, overageRuns int64, err
 	case ev.Runs > 0:
 		plan, ok := l.catalog.Plan(s.org.Plan)
 		if !ok {
-			return 0, 0, fmt.Errorf("org %s: plan %q is not in the catalog", s.org.ID, s.org.Plan)
+			return 0, 0, invalid("plan", "org %s is on plan %q, which the catalog does not have", s.org.ID, s.org.Plan)
 		}
 		before := s.counter("org", "").runs
 		overBefore := max(0, before-plan.IncludedRuns)
@@ -277,8 +327,8 @@ func (l *Ledger) price(s *orgState, ev UsageEvent) (cost, overageRuns int64, err
 			return 0, 0, invalid("feature", "unknown feature %q", ev.Feature)
 		}
 		c, ok := rate.MulInt(max(ev.Units, 1))
-		if !ok {
-			return 0, 0, invalid("units", "cost overflows")
+		if !ok || c > MaxAmount {
+			return 0, 0, invalid("units", "cost larger than the maximum of 1000000000000 credits")
 		}
 		return int64(c), 0, nil
 	}

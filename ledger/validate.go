@@ -9,6 +9,23 @@ import (
 // MaxKeyLen bounds idempotency keys, event ids and hold ids.
 const MaxKeyLen = 200
 
+// MaxAmount bounds any single amount (a grant, a usage cost, a hold, a
+// limit): 10^12 credits. With it, sums of thousands of operations stay far
+// from int64's 9.2·10^15 credits, and post() refuses the rare sum that would
+// not.
+const MaxAmount = 1_000_000_000_000 * 1000
+
+// validAmount checks a positive amount within MaxAmount.
+func validAmount(field string, a int64) error {
+	if a <= 0 {
+		return invalid(field, "must be positive")
+	}
+	if a > MaxAmount {
+		return invalid(field, "larger than the maximum of 1000000000000 credits")
+	}
+	return nil
+}
+
 var orgIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 func validOrgID(id string) error {
