@@ -142,13 +142,25 @@ type loadNeeds struct {
 	expiredHolds bool
 }
 
+// Every per-org read walks the sorted org ids with unnest and reads each org
+// in a LATERAL subquery: Postgres can only run that as one index probe per
+// org. With "org_id = ANY($1)" the planner may cache a generic plan that
+// hashes a scan of the whole table (seen: every transaction reading all
+// 10,000 orgs). OFFSET 0 keeps the planner from flattening the subquery
+// into such a join: a table that was empty when the statement was first
+// planned (a fresh database) would otherwise be hashed whole on every call
+// until autovacuum analyzes it. For the lock, the nested loop also takes the
+// row locks in the array's order, which is what makes overlapping batches
+// deadlock-free.
 const lockOrgsSQL = `
-SELECT o.org_id, o.plan, o.anchor, o.time_zone, o.currency, o.policy, o.emails, o.monthly_cap, o.created_at,
-       b.available, b.held, b.debt, b.last_at
-FROM balances b JOIN orgs o ON o.org_id = b.org_id
-WHERE b.org_id = ANY($1)
-ORDER BY b.org_id
-FOR UPDATE OF b`
+SELECT x.* FROM unnest($1::text[]) AS k(org_id)
+JOIN LATERAL (
+    SELECT o.org_id, o.plan, o.anchor, o.time_zone, o.currency, o.policy, o.emails, o.monthly_cap, o.created_at,
+           b.available, b.held, b.debt, b.last_at
+    FROM balances b JOIN orgs o ON o.org_id = b.org_id
+    WHERE b.org_id = k.org_id
+    FOR UPDATE OF b
+) x ON true`
 
 // Lookups by (org, key) pairs are LATERAL subqueries with LIMIT 1, which
 // Postgres can only run as one primary-key probe per pair. The plain forms
@@ -168,30 +180,44 @@ FROM unnest($1::text[], $2::text[]) AS k(org_id, event_id)
 JOIN LATERAL (SELECT * FROM usage_events u WHERE u.org_id = k.org_id AND u.event_id = k.event_id LIMIT 1) x ON true`
 
 const loadLotsSQL = `
-SELECT org_id, lot_id, source, amount, remaining, granted_at, expires_at, key FROM lots
-WHERE org_id = ANY($1) AND remaining > 0`
+SELECT x.* FROM unnest($1::text[]) AS k(org_id)
+JOIN LATERAL (
+    SELECT org_id, lot_id, source, amount, remaining, granted_at, expires_at, key FROM lots l
+    WHERE l.org_id = k.org_id AND l.remaining > 0
+    OFFSET 0
+) x ON true`
 
 // Counters of the cycles that may contain the transaction's instant; the exact
 // cycle is picked in Go once the org's anchor is known. There is no upper
 // bound: an org's instant can be ahead of this worker's clock (another
 // worker's clock ran ahead), and its cycle's counters must still be seen.
 const loadCountersSQL = `
-SELECT org_id, cycle_start, scope, subject, credits, runs FROM cycle_usage
-WHERE org_id = ANY($1) AND cycle_start > $2::timestamptz - interval '32 days'
-  AND (scope = 'org' OR (scope = 'team' AND subject = ANY($3)) OR (scope = 'user' AND subject = ANY($4)))`
+SELECT x.* FROM unnest($1::text[]) AS k(org_id)
+JOIN LATERAL (
+    SELECT org_id, cycle_start, scope, subject, credits, runs FROM cycle_usage c
+    WHERE c.org_id = k.org_id AND c.cycle_start > $2::timestamptz - interval '32 days'
+      AND (c.scope = 'org' OR (c.scope = 'team' AND c.subject = ANY($3)) OR (c.scope = 'user' AND c.subject = ANY($4)))
+    OFFSET 0
+) x ON true`
 
 const loadLimitsSQL = `
-SELECT org_id, scope, subject, monthly_limit FROM limits
-WHERE org_id = ANY($1) AND ((scope = 'team' AND subject = ANY($2)) OR (scope = 'user' AND subject = ANY($3)))`
+SELECT x.* FROM unnest($1::text[]) AS k(org_id)
+JOIN LATERAL (
+    SELECT org_id, scope, subject, monthly_limit FROM limits m
+    WHERE m.org_id = k.org_id AND ((m.scope = 'team' AND m.subject = ANY($2)) OR (m.scope = 'user' AND m.subject = ANY($3)))
+    OFFSET 0
+) x ON true`
 
 const loadHoldsSQL = `
-SELECT org_id, hold_id, amount, status, captured, coalesce(feature, ''), coalesce(team, ''), coalesce(user_id, ''),
-       created_at, expires_at, closed_at
-FROM holds
-WHERE org_id = ANY($1) AND (hold_id = ANY($2) OR ($3 AND status = 'active' AND expires_at <= $4))`
+SELECT x.* FROM unnest($1::text[]) AS k(org_id)
+JOIN LATERAL (
+    SELECT org_id, hold_id, amount, status, captured, coalesce(feature, ''), coalesce(team, ''), coalesce(user_id, ''),
+           created_at, expires_at, closed_at
+    FROM holds h
+    WHERE h.org_id = k.org_id AND (h.hold_id = ANY($2) OR ($3 AND h.status = 'active' AND h.expires_at <= $4))
+    OFFSET 0
+) x ON true`
 
-// An org has few holds open at once and a hold lookup is not on the usage
-// path, so the simple form is fine here.
 
 // load locks the orgs' balance rows (in org id order, so two transactions on
 // overlapping orgs cannot deadlock) and reads their state. Every statement
