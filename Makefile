@@ -37,17 +37,17 @@ FIND_STATICCHECK = staticcheck=$$(command -v staticcheck || true); \
 .PHONY: run test build vet lint bench clean stop
 
 build:
-	$(GO) build -o bin/creditd ./cmd/creditd
+	$(GO) build -o .bin/creditd ./cmd/creditd
 
 run:
 	@$(PROVISION)
-	$(GO) build -o bin/creditd ./cmd/creditd
-	bin/creditd migrate
+	$(GO) build -o .bin/creditd ./cmd/creditd
+	.bin/creditd migrate
 	echo "creditd: DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL"
 	echo "creditd: catalog: $${CREDITD_CATALOG:-built-in demo catalog}"
 	echo "creditd: the ledger is ready; the daemon (creditd all: worker, scheduler, web UI) comes with issue 3."
-	echo "creditd: try  bin/creditd org create demo --plan free; bin/creditd grant demo 10 --source promo --key welcome;"
-	echo "creditd:      bin/creditd usage demo 2.5 --event e1; bin/creditd balance demo --json; bin/creditd verify"
+	echo "creditd: try  .bin/creditd org create demo --plan free; .bin/creditd grant demo 10 --source promo --key welcome;"
+	echo "creditd:      .bin/creditd usage demo 2.5 --event e1; .bin/creditd balance demo --json; .bin/creditd verify"
 
 # Race tests for RACE_PKGS, then plain tests for every other package. Patterns
 # whose directory does not exist yet are left out (go list fails on them).
@@ -89,7 +89,7 @@ bench:
 	deploy/dev/pgbench-ceiling.sh
 
 clean:
-	rm -rf bin
+	rm -rf .bin
 
 # Stop the Postgres/Redis that provisioning started under .dev/ (nothing else).
 stop:

@@ -218,7 +218,6 @@ JOIN LATERAL (
     OFFSET 0
 ) x ON true`
 
-
 // load locks the orgs' balance rows (in org id order, so two transactions on
 // overlapping orgs cannot deadlock) and reads their state. Every statement
 // after the lock runs after the lock is granted and sees what the previous
