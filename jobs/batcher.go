@@ -31,6 +31,19 @@ type BatchConfig struct {
 	MaxBatch int           // events per transaction; default 200
 	MaxWait  time.Duration // how long a batch waits to fill; default 2ms
 	Flushers int           // transactions in flight at once; default 4
+
+	// Observe, when set, is told about every batch once each of its events
+	// has an outcome (Metrics.ObserveBatch). It runs on the flushing
+	// goroutine before the handlers are answered, so it must be quick.
+	Observe func(BatchReport)
+}
+
+// BatchReport describes one batch of usage events applied in one ledger
+// transaction (or one by one, when the ledger refused one of them).
+type BatchReport struct {
+	Events   int                  // events in the batch
+	Duration time.Duration        // until every event had its outcome, database retries included
+	Results  []ledger.UsageResult // of the events committed (applied, rejected or replayed); the others failed
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -144,36 +157,72 @@ func (b *Batcher) flush(ctx context.Context, batch []*pendingUsage) {
 	for i, p := range batch {
 		events[i] = p.ev
 	}
+	for i, out := range b.apply(ctx, events) {
+		batch[i].done <- out
+	}
+}
+
+// ApplyAll applies events in one ledger transaction now, without waiting for
+// other events to join them: a usage:batch task is a batch already. The
+// results and errors are per event, in order.
+func (b *Batcher) ApplyAll(ctx context.Context, events []ledger.UsageEvent) ([]ledger.UsageResult, []error) {
+	outs := b.apply(ctx, events)
+	results := make([]ledger.UsageResult, len(outs))
+	errs := make([]error, len(outs))
+	for i, out := range outs {
+		results[i], errs[i] = out.res, out.err
+	}
+	return results, errs
+}
+
+// apply records events in one transaction. When the ledger refuses one of
+// them for good (unknown org, reused event id), that must not fail the
+// others: the events are then applied one by one so only it fails.
+func (b *Batcher) apply(ctx context.Context, events []ledger.UsageEvent) []usageOutcome {
+	outs := make([]usageOutcome, len(events))
+	if b.cfg.Observe != nil {
+		defer b.observe(time.Now(), outs)
+	}
 	var results []ledger.UsageResult
 	err := ledger.WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
 		results, err = b.ledger.RecordUsage(ctx, tx, events)
 		return err
 	})
 	if err == nil {
-		for i, p := range batch {
-			p.done <- usageOutcome{res: results[i]}
+		for i := range events {
+			outs[i].res = results[i]
 		}
-		return
+		return outs
 	}
-	if len(batch) == 1 || !isPermanent(err) {
-		for _, p := range batch {
-			p.done <- usageOutcome{err: err}
+	if len(events) == 1 || !isPermanent(err) {
+		for i := range outs {
+			outs[i].err = err
 		}
-		return
+		return outs
 	}
-	// One event the ledger refuses (unknown org, reused event id) must not
-	// fail the others: apply them one by one so only it fails.
-	b.log.Info("usage batch refused, applying its events one by one", "err", err, "events", len(batch))
-	for _, p := range batch {
+	b.log.Info("usage batch refused, applying its events one by one", "err", err, "events", len(events))
+	for i, ev := range events {
 		var res []ledger.UsageResult
 		err := ledger.WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
-			res, err = b.ledger.RecordUsage(ctx, tx, []ledger.UsageEvent{p.ev})
+			res, err = b.ledger.RecordUsage(ctx, tx, []ledger.UsageEvent{ev})
 			return err
 		})
 		if err != nil {
-			p.done <- usageOutcome{err: fmt.Errorf("usage %s/%s: %w", p.ev.OrgID, p.ev.EventID, err)}
+			outs[i].err = fmt.Errorf("usage %s/%s: %w", ev.OrgID, ev.EventID, err)
 			continue
 		}
-		p.done <- usageOutcome{res: res[0]}
+		outs[i].res = res[0]
 	}
+	return outs
+}
+
+// observe reports a batch whose outcomes are in outs.
+func (b *Batcher) observe(start time.Time, outs []usageOutcome) {
+	r := BatchReport{Events: len(outs), Duration: time.Since(start), Results: make([]ledger.UsageResult, 0, len(outs))}
+	for _, out := range outs {
+		if out.err == nil {
+			r.Results = append(r.Results, out.res)
+		}
+	}
+	b.cfg.Observe(r)
 }

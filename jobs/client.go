@@ -11,16 +11,19 @@ import (
 	"github.com/creditd/creditd/ledger/credits"
 )
 
-// Client is what applications use to record usage on the queue.
+// Client is what applications use to record usage and holds on the queue.
 type Client struct {
-	asynq *asynq.Client
+	asynq     *asynq.Client
+	inspector *asynq.Inspector // follows tasks whose answer a caller waits for
 }
 
 // NewClient connects to Redis.
-func NewClient(redis asynq.RedisConnOpt) *Client { return &Client{asynq: asynq.NewClient(redis)} }
+func NewClient(redis asynq.RedisConnOpt) *Client {
+	return &Client{asynq: asynq.NewClient(redis), inspector: asynq.NewInspector(redis)}
+}
 
-// Close releases the Redis connection.
-func (c *Client) Close() error { return c.asynq.Close() }
+// Close releases the Redis connections.
+func (c *Client) Close() error { return errors.Join(c.asynq.Close(), c.inspector.Close()) }
 
 // UsageOption sets what a usage event costs or who caused it.
 type UsageOption func(*UsagePayload)

@@ -9,7 +9,9 @@ import (
 
 // Handlers are the task handlers a worker serves, by type.
 type Handlers struct {
-	Usage *UsageHandler
+	Usage      *UsageHandler
+	UsageBatch *UsageBatchHandler
+	Hold       *HoldHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -17,8 +19,31 @@ type Handlers struct {
 // "usage:record"'s handler; the exact guard archives such a task instead.
 func NewMux(h Handlers) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Handle(TypeUsage, exactly(TypeUsage, h.Usage))
+	for typename, handler := range h.byType() {
+		mux.Handle(typename, exactly(typename, handler))
+	}
 	return mux
+}
+
+// TaskTypes lists every task type a worker serves.
+func TaskTypes() []string {
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease}
+}
+
+// byType maps each task type to its handler; handlers left nil are not
+// served, so their tasks are archived as unknown rather than panicking.
+func (h Handlers) byType() map[string]asynq.Handler {
+	m := make(map[string]asynq.Handler)
+	if h.Usage != nil {
+		m[TypeUsage] = h.Usage
+	}
+	if h.UsageBatch != nil {
+		m[TypeUsageBatch] = h.UsageBatch
+	}
+	if h.Hold != nil {
+		m[TypeHoldReserve], m[TypeHoldCapture], m[TypeHoldRelease] = h.Hold, h.Hold, h.Hold
+	}
+	return m
 }
 
 func exactly(typename string, h asynq.Handler) asynq.Handler {

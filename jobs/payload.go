@@ -23,12 +23,15 @@ type PayloadError struct {
 
 func (e *PayloadError) Error() string { return "payload: " + e.Field + ": " + e.Reason }
 
-// decodeStrict decodes a JSON payload refusing unknown fields, trailing data
-// and oversized input, and maps decoding errors to a *PayloadError that
-// names the field.
-func decodeStrict(data []byte, v any) error {
-	if len(data) > MaxPayloadBytes {
-		return &PayloadError{Field: "payload", Reason: fmt.Sprintf("larger than %d bytes", MaxPayloadBytes)}
+// decodeStrict decodes a JSON payload of at most MaxPayloadBytes refusing
+// unknown fields, trailing data and oversized input, and maps decoding errors
+// to a *PayloadError that names the field.
+func decodeStrict(data []byte, v any) error { return decodeStrictN(data, v, MaxPayloadBytes) }
+
+// decodeStrictN is decodeStrict with a size limit of limit bytes.
+func decodeStrictN(data []byte, v any, limit int) error {
+	if len(data) > limit {
+		return &PayloadError{Field: "payload", Reason: fmt.Sprintf("larger than %d bytes", limit)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

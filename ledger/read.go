@@ -166,14 +166,18 @@ type UsageRecord struct {
 	Runs        *int64          `json:"runs,omitempty"`
 	OverageRuns int64           `json:"overage_runs"`
 	Amount      credits.Credits `json:"amount"`
-	Team        *string         `json:"team,omitempty"`
-	User        *string         `json:"user,omitempty"`
-	OccurredAt  time.Time       `json:"occurred_at"`
-	RecordedAt  time.Time       `json:"recorded_at"`
+	Debt        credits.Credits `json:"debt"`
+	// BalanceAfter is the org's available balance right after the event.
+	BalanceAfter credits.Credits `json:"balance_after"`
+	Team         *string         `json:"team,omitempty"`
+	User         *string         `json:"user,omitempty"`
+	OccurredAt   time.Time       `json:"occurred_at"`
+	RecordedAt   time.Time       `json:"recorded_at"`
 }
 
 const usageEventSQL = `
-SELECT event_id, status, reason, feature, units, runs, overage_runs, amount, team, user_id, occurred_at, recorded_at
+SELECT event_id, status, reason, feature, units, runs, overage_runs, amount, debt, balance_after, team, user_id,
+       occurred_at, recorded_at
 FROM usage_events WHERE org_id = $1 AND event_id = $2`
 
 // UsageEventStatus reads a recorded usage event; ErrNotFound until it is applied.
@@ -181,10 +185,20 @@ func (l *Ledger) UsageEventStatus(ctx context.Context, db DBTX, orgID, eventID s
 	var u UsageRecord
 	var status string
 	err := db.QueryRow(ctx, usageEventSQL, orgID, eventID).Scan(&u.EventID, &status, &u.Reason, &u.Feature, &u.Units,
-		&u.Runs, &u.OverageRuns, &u.Amount, &u.Team, &u.User, &u.OccurredAt, &u.RecordedAt)
+		&u.Runs, &u.OverageRuns, &u.Amount, &u.Debt, &u.BalanceAfter, &u.Team, &u.User, &u.OccurredAt, &u.RecordedAt)
 	if err != nil {
 		return UsageRecord{}, fmt.Errorf("usage event %s/%s: %w", orgID, eventID, mapError(err))
 	}
 	u.Status = UsageStatus(status)
 	return u, nil
+}
+
+// Result is the record as the UsageResult its first application returned.
+func (u UsageRecord) Result(orgID string) UsageResult {
+	r := UsageResult{OrgID: orgID, EventID: u.EventID, Status: u.Status, Cost: u.Amount, Debt: u.Debt,
+		OverageRuns: u.OverageRuns, BalanceAfter: u.BalanceAfter}
+	if u.Reason != nil {
+		r.Reason = *u.Reason
+	}
+	return r
 }

@@ -338,3 +338,16 @@ func (s *orgState) overLimit(scope, subject string, cost int64) bool {
 	limit, ok := s.limits[counterKey{scope, subject}]
 	return ok && cost > 0 && s.counter(scope, subject).credits+cost > limit
 }
+
+// CheckFeature refuses an event priced by a feature the catalog does not
+// know, so that callers can turn it away before it reaches the queue (the
+// worker would refuse it too).
+func (l *Ledger) CheckFeature(ev UsageEvent) error {
+	if ev.Amount != nil || ev.Runs > 0 {
+		return nil
+	}
+	if _, ok := l.catalog.FeatureRate(ev.Feature); !ok {
+		return invalid("feature", "unknown feature %q", ev.Feature)
+	}
+	return nil
+}

@@ -21,6 +21,7 @@ type usageResult struct {
 }
 
 func testHappyPath(t *testing.T, c *cli) {
+	c.startWorker(redisDBHappyPath)
 	for range 2 { // migrate is idempotent
 		if out := c.ok("migrate"); out != "schema up to date\n" {
 			t.Fatalf("migrate printed %q", out)
@@ -66,7 +67,7 @@ func testHappyPath(t *testing.T, c *cli) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r usageResult
-			c.json(0, &r, append([]string{"usage", "--json"}, tc.args...)...)
+			c.json(0, &r, append([]string{"usage", "--wait", "--json"}, tc.args...)...)
 			if r.Status != "applied" || r.Cost != tc.cost || r.OverageRuns != tc.overageRuns || r.BalanceAfter != tc.balance || r.Replayed {
 				t.Fatalf("usage = %+v, want cost %s, %d overage runs, balance %s", r, tc.cost, tc.overageRuns, tc.balance)
 			}
@@ -74,7 +75,7 @@ func testHappyPath(t *testing.T, c *cli) {
 	}
 
 	var replay usageResult
-	c.json(0, &replay, "usage", "acme", "1", "--event", "e-amount", "--json")
+	c.json(0, &replay, "usage", "--wait", "acme", "1", "--event", "e-amount", "--json")
 	if !replay.Replayed || replay.Status != "applied" || replay.BalanceAfter != "10.000" {
 		t.Fatalf("replayed usage = %+v", replay)
 	}
@@ -153,6 +154,7 @@ func testHappyPath(t *testing.T, c *cli) {
 }
 
 func testLimitsRejectionsAndRestore(t *testing.T, c *cli) {
+	c.startWorker(redisDBLimits)
 	c.ok("org", "create", "acme", "--plan", "standard")
 	c.ok("org", "create", "strict", "--plan", "standard", "--policy", "reject")
 	c.ok("grant", "acme", "10", "--source", "promo", "--key", "promo-1")
@@ -168,17 +170,17 @@ func testLimitsRejectionsAndRestore(t *testing.T, c *cli) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r usageResult
-			c.json(0, &r, append([]string{"usage", "--json"}, tc.args...)...) // a rejection exits 0
+			c.json(0, &r, append([]string{"usage", "--wait", "--json"}, tc.args...)...) // a rejection exits 0
 			if r.Status != tc.status || r.Reason != tc.reason || r.BalanceAfter != tc.balance {
 				t.Fatalf("usage = %+v, want %s %q balance %s", r, tc.status, tc.reason, tc.balance)
 			}
 		})
 	}
-	if out := c.ok("usage", "acme", "5", "--team", "red", "--event", "r3"); !strings.Contains(out, "rejected") || !strings.Contains(out, "team_limit") {
+	if out := c.ok("usage", "--wait", "acme", "5", "--team", "red", "--event", "r3"); !strings.Contains(out, "rejected") || !strings.Contains(out, "team_limit") {
 		t.Errorf("human usage output = %q", out)
 	}
 	c.ok("limit", "remove", "acme", "--team", "red")
-	c.ok("usage", "acme", "2", "--team", "red", "--event", "r4")
+	c.ok("usage", "--wait", "acme", "2", "--team", "red", "--event", "r4")
 
 	var res struct {
 		Restored     string `json:"restored"`
@@ -196,9 +198,10 @@ func testLimitsRejectionsAndRestore(t *testing.T, c *cli) {
 }
 
 func testBadInput(t *testing.T, c *cli) {
+	c.startWorker(redisDBBadInput)
 	c.ok("org", "create", "acme", "--plan", "free")
 	c.ok("grant", "acme", "10", "--source", "purchase", "--key", "p1")
-	c.ok("usage", "acme", "1", "--event", "e1")
+	c.ok("usage", "--wait", "acme", "1", "--event", "e1")
 	balanceBefore := c.balanceWithoutAt("acme")
 	historyBefore := c.ok("history", "acme", "--json")
 
@@ -234,7 +237,7 @@ func testBadInput(t *testing.T, c *cli) {
 		{"bad email", []string{"org", "create", "beta", "--plan", "free", "--email", "nobody"}, 2, "email:"},
 		{"monthly cap with four decimals", []string{"org", "create", "beta", "--plan", "free", "--monthly-cap", "1.0001"}, 2, "monthly_cap: more than 3 decimal places"},
 		{"grant key replayed with another amount", []string{"grant", "acme", "11", "--source", "purchase", "--key", "p1"}, 1, `conflict: key "grant:p1"`},
-		{"usage event replayed with another amount", []string{"usage", "acme", "2", "--event", "e1"}, 1, `conflict: key "usage:e1"`},
+		{"usage event replayed with another amount", []string{"usage", "--wait", "acme", "2", "--event", "e1"}, 1, `conflict: key "usage:e1"`},
 		{"source the CLI does not grant", []string{"grant", "acme", "1", "--source", "allocation", "--key", "k"}, 2, "source: must be purchase, promo or adjustment"},
 		{"missing source", []string{"grant", "acme", "1", "--key", "k"}, 2, "source: required"},
 		{"purchase with expiry", []string{"grant", "acme", "1", "--source", "purchase", "--key", "k", "--expires", "2999-01-01T00:00:00Z"}, 2, "expires:"},
@@ -295,10 +298,11 @@ func (c *cli) balanceWithoutAt(org string) string {
 }
 
 func testVerifyDetectsCorruptBalance(t *testing.T, c *cli) {
+	c.startWorker(redisDBVerify)
 	for _, org := range []string{"acme", "other"} {
 		c.ok("org", "create", org, "--plan", "free")
 		c.ok("grant", org, "10", "--source", "purchase", "--key", "p1")
-		c.ok("usage", org, "1", "--event", "e1")
+		c.ok("usage", "--wait", org, "1", "--event", "e1")
 	}
 	c.json(0, &struct{}{}, "verify", "--json")
 

@@ -72,9 +72,10 @@ func commands() []*command {
 		{"org show", "ORG [--json]", "Print an org's settings and current balance.", runOrgShow},
 		{"grant", "ORG AMOUNT --source purchase|promo|adjustment --key KEY [--expires TIME] [--json]",
 			"Add credits in a new lot; debt is repaid first. The key makes it happen once.", runGrant},
-		{"usage", "ORG (AMOUNT | --feature F [--units N] | --runs N) --event ID [--team T] [--user U] [--wait] [--json]",
-			"Record a usage event. It is applied at once, so --wait is always satisfied. Replaying an event id changes nothing.\n" +
-				"A rejected event (policy, limit or cap) is recorded, printed with its reason, and exits 0.", runUsage},
+		{"usage", "ORG (AMOUNT | --feature F [--units N] | --runs N) --event ID [--team T] [--user U] [--wait [--timeout D]] [--json]",
+			"Enqueue a usage event for the workers (needs REDIS_URL). With --wait, wait until a worker has applied it and print\n" +
+				"the result. Replaying an event id changes nothing. A rejected event (policy, limit or cap) is recorded, printed\n" +
+				"with its reason, and exits 0; an event the worker refuses (an event id reused with other content) exits 1.", runUsage},
 		{"balance", "ORG [--at TIME] [--json]", "Print an org's balance and lots, now or as of TIME.", runBalance},
 		{"history", "ORG [--json]", "Print every entry of an org, oldest first.", runHistory},
 		{"verify", "[--json]", "Check every ledger invariant for every org; exit 1 on any violation.", runVerify},

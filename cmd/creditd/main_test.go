@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/creditd/creditd/config"
+	"github.com/creditd/creditd/jobs/jobstest"
 	"github.com/creditd/creditd/ledger/ledgertest"
 )
 
@@ -168,4 +170,43 @@ func (c *cli) rowCounts() string {
 	}
 	b, _ := json.Marshal(counts)
 	return string(b)
+}
+
+// Redis database numbers of the CLI cases that run a worker (jobstest
+// flushes each before and after use). worker_test.go has its own.
+const (
+	redisDBHappyPath = 6
+	redisDBLimits    = 7
+	redisDBBadInput  = 8
+	redisDBVerify    = 9
+)
+
+// startWorker gives the case a Redis database of its own and runs `creditd
+// worker` on it and the case's database until the case ends, so that `usage
+// --wait` is applied. REDIS_URL is added to the case's environment.
+func (c *cli) startWorker(db int) {
+	c.t.Helper()
+	redisOpt := jobstest.Redis(c.t, db)
+	c.env = append(c.env, config.EnvRedisURL+"="+jobstest.URL(redisOpt))
+	cmd := exec.Command(c.bin, "worker", "--concurrency", "8")
+	cmd.Env = c.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	c.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				c.t.Errorf("creditd worker: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			c.t.Errorf("creditd worker did not stop on SIGTERM\n%s", stderr.String())
+		}
+	})
 }
