@@ -43,6 +43,7 @@ func TestCLI(t *testing.T) {
 		{"VerifyDetectsCorruptBalance", testVerifyDetectsCorruptBalance},
 		{"UsageAndEnvironment", testUsageAndEnvironment},
 		{"Worker", testWorker},
+		{"RedisRestart", testRedisRestart},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -186,8 +187,14 @@ const (
 // --wait` is applied. REDIS_URL is added to the case's environment.
 func (c *cli) startWorker(db int) {
 	c.t.Helper()
-	redisOpt := jobstest.Redis(c.t, db)
-	c.env = append(c.env, config.EnvRedisURL+"="+jobstest.URL(redisOpt))
+	c.startWorkerOn(jobstest.URL(jobstest.Redis(c.t, db)))
+}
+
+// startWorkerOn runs `creditd worker` on the Redis at redisURL, which is
+// added to the case's environment, until the case ends.
+func (c *cli) startWorkerOn(redisURL string) *exec.Cmd {
+	c.t.Helper()
+	c.env = append(c.env, config.EnvRedisURL+"="+redisURL)
 	cmd := exec.Command(c.bin, "worker", "--concurrency", "8")
 	cmd.Env = c.env
 	var stderr bytes.Buffer
@@ -209,4 +216,5 @@ func (c *cli) startWorker(db int) {
 			c.t.Errorf("creditd worker did not stop on SIGTERM\n%s", stderr.String())
 		}
 	})
+	return cmd
 }
