@@ -389,8 +389,10 @@ start_dev_redis() { # port bind
 	mkdir -p "$DEV"
 	log "starting Redis on port $port (log $DEV/redis.log)"
 	# The daemon must not inherit our stdout pipe (fd 3) or the lock (fd 9).
+	# Append-only with fsync on every write: a usage task Redis acknowledged
+	# survives a crash of Redis (jobstest.Server tests exactly that).
 	# shellcheck disable=SC2086 # $bind holds one or two addresses
-	"$bin" --port "$port" --bind $bind --daemonize yes --save "" --appendonly no \
+	"$bin" --port "$port" --bind $bind --daemonize yes --save "" --appendonly yes --appendfsync always \
 		--dir "$DEV" --pidfile "$DEV/redis.pid" --logfile "$DEV/redis.log" >&2 3>&- 9>&- ||
 		die "redis-server did not start (log: $DEV/redis.log)"
 	env_set REDIS_PORT "$port"
