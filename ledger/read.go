@@ -130,6 +130,15 @@ ORDER BY entry_id LIMIT $3`
 // MaxHistoryPage bounds one page of history.
 const MaxHistoryPage = 10000
 
+// HistoryPage is entries of an org, oldest first: `creditd history --json`
+// (every entry) and GET /v1/orgs/{org}/history (one page) print it.
+type HistoryPage struct {
+	Entries []Entry `json:"entries"`
+	// NextAfter, when set, is the id to pass as after for the next page:
+	// the page was full, so more entries may follow.
+	NextAfter *int64 `json:"next_after,omitempty"`
+}
+
 // History returns up to limit entries of the org after entry id `after`,
 // oldest first. Page with the last ID returned.
 func (l *Ledger) History(ctx context.Context, db DBTX, orgID string, after int64, limit int) ([]Entry, error) {

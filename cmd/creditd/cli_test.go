@@ -347,7 +347,7 @@ func testUsageAndEnvironment(t *testing.T, c *cli) {
 	}{
 		{"no command", c.env, nil, 2, "", "usage:"},
 		{"unknown command", c.env, []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
-		{"not yet a command", c.env, []string{"web"}, 2, "", `unknown command "web"`},
+		{"web without REDIS_URL", c.env, []string{"web"}, 1, "", "REDIS_URL: required"},
 		{"worker without REDIS_URL", c.env, []string{"worker"}, 1, "", "REDIS_URL: required"},
 		{"group without subcommand", c.env, []string{"org"}, 2, "", "org: missing or unknown subcommand"},
 		{"help", c.env, []string{"help"}, 0, "creditd grant", ""},

@@ -104,11 +104,6 @@ func runBalance(a *app, c *command, args []string) error {
 	return nil
 }
 
-// historyDoc is `history --json`.
-type historyDoc struct {
-	Entries []ledger.Entry `json:"entries"`
-}
-
 func runHistory(a *app, c *command, args []string) error {
 	fs := newFlagSet(c)
 	asJSON := jsonFlag(fs)
@@ -135,7 +130,7 @@ func runHistory(a *app, c *command, args []string) error {
 		after = page[len(page)-1].ID
 	}
 	if *asJSON {
-		return a.printJSON(historyDoc{entries})
+		return a.printJSON(ledger.HistoryPage{Entries: entries})
 	}
 	a.printHistory(entries)
 	return nil

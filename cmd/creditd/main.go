@@ -83,9 +83,12 @@ func commands() []*command {
 		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},
 		{"restore", "ORG --event ID [--json]",
 			"Give back the credits a usage event spent (within 7 days of it). Restoring twice changes nothing.", runRestore},
-		{"worker", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION]",
-			"Serve the task queues (usage for now) until SIGTERM; in-flight tasks finish or go back to the queue.\n" +
+		{"worker", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION] [--metrics-addr ADDR] [--log-level LEVEL]",
+			"Serve the task queues (usage, usage batches, holds) until SIGTERM; in-flight tasks finish or go back to the queue.\n" +
+				"Logs one JSON line per failed task on stderr; --metrics-addr serves Prometheus metrics at /metrics.\n" +
 				"Needs DATABASE_URL and REDIS_URL.", runWorker},
+		{"web", "[--shutdown-timeout DURATION]", "Serve the HTTP API (/v1), the operators' UI (/monitor/), /healthz, /readyz and /metrics on CREDITD_HTTP_ADDR until SIGTERM.\nNeeds DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runWeb},
+		{"token create", "ORG --role member|admin [--json]", "Make an org API token and print it once (only its hash is stored). Members record usage, hold credits and read; admins may also change billing.", runTokenCreate},
 		{"config check", "", "Validate the environment configuration and the catalog without starting anything.", runConfigCheck},
 		{"help", "[COMMAND]", "Print usage, or a command's help.", runHelp},
 	}

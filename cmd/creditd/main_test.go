@@ -43,6 +43,7 @@ func TestCLI(t *testing.T) {
 		{"VerifyDetectsCorruptBalance", testVerifyDetectsCorruptBalance},
 		{"UsageAndEnvironment", testUsageAndEnvironment},
 		{"Worker", testWorker},
+		{"TokenAndWeb", testTokenAndWeb},
 		{"RedisRestart", testRedisRestart},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,37 +3,159 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 )
 
-// runWorker serves the queues until SIGINT or SIGTERM. On shutdown asynq
-// stops fetching, waits for the tasks in flight (up to --shutdown-timeout)
-// and puts back what did not finish; only then does the usage batcher stop,
-// so no handler is left waiting for a commit.
+// workerOptions are a worker's settings: `creditd worker`'s flags, which
+// addFlags also gives any other command that runs a worker.
+type workerOptions struct {
+	Concurrency     int           // tasks processed at once
+	BatchMax        int           // usage events per ledger transaction at most
+	BatchWait       time.Duration // how long a usage batch waits to fill
+	ShutdownTimeout time.Duration // how long in-flight tasks may take to finish on shutdown
+}
+
+// addFlags registers the worker's flags on fs, with their defaults, writing
+// into o.
+func (o *workerOptions) addFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "tasks processed at once")
+	fs.IntVar(&o.BatchMax, "batch-max", 200, "usage events per ledger transaction at most")
+	fs.DurationVar(&o.BatchWait, "batch-wait", 2*time.Millisecond, "how long a usage batch waits to fill")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight tasks may take to finish on shutdown")
+}
+
+// validate checks the bounds; errors name the flag.
+func (o workerOptions) validate() error {
+	switch {
+	case o.Concurrency < 1 || o.Concurrency > 10000:
+		return invalid("concurrency", "must be between 1 and 10000")
+	case o.BatchMax < 1 || o.BatchMax > 10000:
+		return invalid("batch-max", "must be between 1 and 10000")
+	case o.BatchWait <= 0 || o.BatchWait > time.Second:
+		return invalid("batch-wait", "must be more than 0 and at most 1s")
+	case o.ShutdownTimeout <= 0 || o.ShutdownTimeout > time.Hour:
+		return invalid("shutdown-timeout", "must be more than 0 and at most 1h")
+	}
+	return nil
+}
+
+// workerDeps is what a worker runs on. The caller owns them: it closes the
+// pool only after Shutdown has returned.
+type workerDeps struct {
+	Redis  asynq.RedisConnOpt // required
+	Pool   *pgxpool.Pool      // required
+	Ledger *ledger.Ledger     // required
+	Log    *slog.Logger       // required
+	// Registry receives the worker's metrics (jobs.Metrics); when nil they
+	// are kept but not registered anywhere.
+	Registry prometheus.Registerer
+}
+
+// runningWorker is a started worker: an asynq server and the usage batcher
+// its handlers commit through.
+type runningWorker struct {
+	srv         *asynq.Server
+	stopBatcher context.CancelFunc
+	batcherDone chan struct{}
+	log         *slog.Logger
+	stopOnce    sync.Once
+}
+
+// startWorker starts serving the queues in the background; stop it with
+// Shutdown. Handlers run on contexts of their own, not derived from any
+// caller's: a SIGTERM must let them finish, which Shutdown waits for.
+func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if d.Redis == nil || d.Pool == nil || d.Ledger == nil || d.Log == nil {
+		return nil, errors.New("worker: redis, pool, ledger and log are required")
+	}
+	metrics, err := jobs.NewMetrics(d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	batcher := jobs.NewBatcher(d.Ledger, d.Pool,
+		jobs.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Observe: metrics.ObserveBatch}, d.Log)
+	// The batcher outlives the signal: it stops after the server has drained.
+	bctx, stopBatcher := context.WithCancel(context.Background())
+	w := &runningWorker{stopBatcher: stopBatcher, batcherDone: make(chan struct{}), log: d.Log}
+	go func() { batcher.Run(bctx); close(w.batcherDone) }()
+
+	w.srv = asynq.NewServer(d.Redis, asynq.Config{
+		Concurrency:     opts.Concurrency,
+		Queues:          jobs.QueuePriorities(),
+		ShutdownTimeout: opts.ShutdownTimeout,
+		RetryDelayFunc:  jobs.RetryDelay,
+		Logger:          asynqLogger{d.Log},
+		// No ErrorHandler: jobs.Logging logs every failed task once.
+	})
+	mux := jobs.NewMux(jobs.Handlers{
+		Usage:      &jobs.UsageHandler{Batcher: batcher},
+		UsageBatch: &jobs.UsageBatchHandler{Batcher: batcher},
+		Hold:       &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
+	})
+	mux.Use(jobs.Chain(d.Log, metrics)...)
+	if err := w.srv.Start(mux); err != nil {
+		stopBatcher()
+		<-w.batcherDone
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	d.Log.Info("worker started", "concurrency", opts.Concurrency, "queues", jobs.QueuePriorities())
+	return w, nil
+}
+
+// Shutdown stops fetching tasks, waits for those in flight (up to the
+// shutdown timeout) and puts back what did not finish; only then does it
+// stop the usage batcher, so no handler is left waiting for a commit. It may
+// be called more than once.
+func (w *runningWorker) Shutdown() {
+	w.stopOnce.Do(func() {
+		w.log.Info("worker stopping")
+		w.srv.Shutdown()
+		w.stopBatcher()
+		<-w.batcherDone
+		w.log.Info("worker stopped")
+	})
+}
+
+// runWorker serves the queues until SIGINT or SIGTERM, then shuts the
+// worker down (see runningWorker.Shutdown).
 func runWorker(a *app, c *command, args []string) error {
 	fs := newFlagSet(c)
-	concurrency := fs.Int("concurrency", 64, "tasks processed at once")
-	batchMax := fs.Int("batch-max", 200, "usage events per ledger transaction at most")
-	batchWait := fs.Duration("batch-wait", 2*time.Millisecond, "how long a usage batch waits to fill")
-	shutdownTimeout := fs.Duration("shutdown-timeout", 20*time.Second, "how long in-flight tasks may take to finish on shutdown")
+	var opts workerOptions
+	opts.addFlags(fs)
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090; a bare :PORT listens on 127.0.0.1); off when empty")
+	logLevel := fs.String("log-level", "info", "least severe log level written: debug (also every task done), info, warn or error")
 	if _, err := a.parse(c, fs, args); err != nil {
 		return err
 	}
-	if *concurrency < 1 || *concurrency > 10000 {
-		return invalid("concurrency", "must be between 1 and 10000")
+	if err := opts.validate(); err != nil {
+		return err
 	}
-	if *batchMax < 1 || *batchMax > 10000 {
-		return invalid("batch-max", "must be between 1 and 10000")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return invalid("log-level", "must be debug, info, warn or error")
+	}
+	listenAddr, err := metricsListenAddr(*metricsAddr)
+	if err != nil {
+		return err
 	}
 	cfg, err := config.FromEnv(a.getenv)
 	if err != nil {
@@ -51,43 +173,101 @@ func runWorker(a *app, c *command, args []string) error {
 	if err != nil {
 		return &config.EnvError{Var: config.EnvDatabaseURL, Reason: "not a valid postgres connection string"}
 	}
-	poolCfg.MaxConns = int32(min(*concurrency, 32)) // the batcher needs few; the rest is headroom
+	poolCfg.MaxConns = int32(min(opts.Concurrency, 32)) // the batcher needs few; the rest is headroom
 	pool, err := pgxpool.NewWithConfig(a.ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer pool.Close()
 
-	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	l := ledger.New(catalog, nil)
-	batcher := jobs.NewBatcher(l, pool, jobs.BatchConfig{MaxBatch: *batchMax, MaxWait: *batchWait}, log)
-	// The batcher outlives the signal: it stops after the server has drained.
-	bctx, stopBatcher := context.WithCancel(context.WithoutCancel(a.ctx))
-	batcherDone := make(chan struct{})
-	go func() { batcher.Run(bctx); close(batcherDone) }()
-
-	srv := asynq.NewServer(redisOpt, asynq.Config{
-		Concurrency:     *concurrency,
-		Queues:          jobs.QueuePriorities(),
-		ShutdownTimeout: *shutdownTimeout,
-		RetryDelayFunc:  jobs.RetryDelay,
-		Logger:          asynqLogger{log},
-		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			id, _ := asynq.GetTaskID(ctx)
-			log.Warn("task failed", "task_type", t.Type(), "task_id", id, "err", err, "archived", errors.Is(err, asynq.SkipRetry))
-		}),
-	})
-	if err := srv.Start(jobs.NewMux(jobs.Handlers{Usage: &jobs.UsageHandler{Batcher: batcher}})); err != nil {
-		stopBatcher()
-		return fmt.Errorf("start worker: %w", err)
+	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	reg := newMetricsRegistry()
+	var ms *metricsServer
+	if listenAddr != "" {
+		if ms, err = serveMetrics(listenAddr, reg, log); err != nil {
+			return err
+		}
+		log.Info("metrics listening", "addr", ms.Addr(), "url", "http://"+ms.Addr()+"/metrics")
 	}
-	log.Info("worker started", "concurrency", *concurrency, "queues", jobs.QueuePriorities())
+	w, err := startWorker(opts, workerDeps{Redis: redisOpt, Pool: pool, Ledger: ledger.New(catalog, nil), Log: log, Registry: reg})
+	if err != nil {
+		return errors.Join(err, ms.Shutdown(context.Background()))
+	}
 	<-a.ctx.Done()
-	log.Info("worker stopping")
-	srv.Shutdown()
-	stopBatcher()
-	<-batcherDone
-	log.Info("worker stopped")
+	w.Shutdown()
+	// The metrics are served until the worker has drained.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 5*time.Second)
+	defer cancel()
+	return ms.Shutdown(sctx)
+}
+
+// metricsListenAddr checks --metrics-addr and returns where to listen: a
+// bare ":PORT" means 127.0.0.1, since metrics are not for the world unless
+// asked for ("0.0.0.0:PORT").
+func metricsListenAddr(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return "", invalid("metrics-addr", "must be HOST:PORT or :PORT, like 127.0.0.1:9090")
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// metricsServer serves one registry's /metrics on a listener of its own, for
+// a process that runs no web server.
+type metricsServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// serveMetrics listens on addr (so a taken port fails here, at once) and
+// serves g at /metrics in the background until Shutdown.
+func serveMetrics(addr string, g prometheus.Gatherer, log *slog.Logger) (*metricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog: errLog, MaxRequestsInFlight: 4, Timeout: 10 * time.Second,
+	}))
+	s := &metricsServer{ln: ln, srv: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          errLog,
+	}}
+	go func() {
+		// The worker goes on without its metrics: they are not worth
+		// stopping the queues for.
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address the server listens on (with the port chosen when the
+// address asked for port 0).
+func (s *metricsServer) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops the server, letting scrapes in flight finish until ctx
+// ends. A nil server has nothing to stop.
+func (s *metricsServer) Shutdown(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return errors.Join(fmt.Errorf("metrics shutdown: %w", err), s.srv.Close())
+	}
 	return nil
 }
 

@@ -3,8 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -63,16 +69,24 @@ func testWorker(t *testing.T, c *cli) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	start := func() (*exec.Cmd, *bytes.Buffer) {
-		var logs bytes.Buffer
+	start := func(flags ...string) (*exec.Cmd, *syncBuffer) {
+		logs := new(syncBuffer)
 		// Small batches and little concurrency keep the burst going long
 		// enough to stop the worker in the middle of it.
-		cmd := exec.Command(c.bin, "worker", "--concurrency", "8", "--batch-max", "5", "--shutdown-timeout", "10s")
-		cmd.Env, cmd.Stderr = env, &logs
+		cmd := exec.Command(c.bin, append([]string{"worker", "--concurrency", "8", "--batch-max", "5", "--shutdown-timeout", "10s"}, flags...)...)
+		cmd.Env, cmd.Stderr = env, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &logs
+		// A test that fails midway must not leave a worker writing to
+		// Redis (the flush of its database is cleaned up after this). One
+		// that was waited for already is not signalled.
+		t.Cleanup(func() {
+			if cmd.Process.Kill() == nil {
+				_ = cmd.Wait()
+			}
+		})
+		return cmd, logs
 	}
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()
@@ -84,8 +98,9 @@ func testWorker(t *testing.T, c *cli) {
 		return q
 	}
 
-	w, logs := start()
+	w, logs := start("--metrics-addr", "127.0.0.1:0")
 	waitFor("the first worker to apply some events", func() bool { return applied() >= 300 })
+	checkWorkerMetrics(t, logs)
 	if err := w.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +148,66 @@ func testWorker(t *testing.T, c *cli) {
 		t.Fatalf("%d tasks archived", q.Archived)
 	}
 	c.ok("verify")
+}
+
+// checkWorkerMetrics scrapes the /metrics of a worker started with
+// --metrics-addr (its log names the address) while it applies usage.
+func checkWorkerMetrics(t *testing.T, logs *syncBuffer) {
+	t.Helper()
+	var addr string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "metrics listening" {
+			addr = l.Addr
+		}
+	}
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("the worker did not log a loopback metrics address:\n%s", logs)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	metrics := string(body)
+	for _, want := range []string{
+		`creditd_tasks_processed_total{task_type="usage:record"} `,
+		`creditd_task_duration_seconds_count{task_type="usage:record"} `,
+		`creditd_usage_batch_events_count `,
+		`creditd_ledger_usage_events_total{reason="",status="applied"} `,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	} {
+		_, rest, ok := strings.Cut(metrics, "\n"+want) // a sample, not a # HELP line
+		if !ok {
+			t.Fatalf("/metrics has no %s\n%s", want, metrics)
+		}
+		value, _, _ := strings.Cut(rest, "\n")
+		if n, err := strconv.ParseFloat(value, 64); err != nil || n <= 0 {
+			t.Fatalf("/metrics: %s%s, want a positive value", want, value)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a running process writes while the
+// test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
