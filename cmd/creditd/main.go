@@ -87,6 +87,9 @@ func commands() []*command {
 			"Serve the task queues (usage, usage batches, holds) until SIGTERM; in-flight tasks finish or go back to the queue.\n" +
 				"Logs one JSON line per failed task on stderr; --metrics-addr serves Prometheus metrics at /metrics.\n" +
 				"Needs DATABASE_URL and REDIS_URL.", runWorker},
+		{"all", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION]",
+			"Run the worker and the web server (API, UI, health, metrics) in one process, for development (the\n" +
+				"scheduler joins with issue 4). Needs DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runAll},
 		{"web", "[--shutdown-timeout DURATION]", "Serve the HTTP API (/v1), the operators' UI (/monitor/), /healthz, /readyz and /metrics on CREDITD_HTTP_ADDR until SIGTERM.\nNeeds DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runWeb},
 		{"token create", "ORG --role member|admin [--json]", "Make an org API token and print it once (only its hash is stored). Members record usage, hold credits and read; admins may also change billing.", runTokenCreate},
 		{"config check", "", "Validate the environment configuration and the catalog without starting anything.", runConfigCheck},

@@ -45,6 +45,7 @@ func TestCLI(t *testing.T) {
 		{"Worker", testWorker},
 		{"TokenAndWeb", testTokenAndWeb},
 		{"RedisRestart", testRedisRestart},
+		{"OperatorsUI", testOperatorsUI},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -11,14 +12,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/jobs/jobstest"
 	"github.com/creditd/creditd/ledger/credits"
 )
 
 // testRedisRestart crashes Redis (SIGKILL) in the middle of a burst and
-// starts it again. The worker must carry on by itself, and every event the
-// client was told was enqueued must be applied exactly once. The producer
+// starts it again. The worker and the web API must carry on by themselves
+// (the API answering 503 meanwhile), and every event the client was told was
+// enqueued must be applied exactly once. The producer
 // does what an application should: an enqueue that failed was not
 // acknowledged, so it tries again.
 func testRedisRestart(t *testing.T, c *cli) {
@@ -27,6 +30,14 @@ func testRedisRestart(t *testing.T, c *cli) {
 	c.ok("grant", "rr", "1000", "--source", "purchase", "--key", "seed")
 	srv := jobstest.StartServer(t)
 	worker := c.startWorkerOn(jobstest.URL(srv.Opt()))
+	const token = "restart-operator-token"
+	base, _ := startWebProcess(t, c.bin, append(c.env, config.EnvAPIToken+"="+token, config.EnvHTTPAddr+"=127.0.0.1:0"))
+	operator := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+	postUsage := func(event string) int {
+		code, _ := httpDo(t, "POST", base+"/v1/orgs/rr/usage", `{"event_id":"`+event+`","amount":"0.1"}`, operator)
+		return code
+	}
+	ready := func() int { code, _ := httpDo(t, "GET", base+"/readyz", "", nil); return code }
 
 	client := jobs.NewClient(srv.Opt())
 	defer client.Close()
@@ -78,13 +89,26 @@ func testRedisRestart(t *testing.T, c *cli) {
 	}
 	waitFor("a third of the burst applied", func() bool { n, _, _ := applied(); return n >= events/3 })
 	srv.Kill()
+	// While Redis is down the API says so, and accepts nothing.
+	if code := ready(); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Redis down: %d, want 503", code)
+	}
+	if code := postUsage("api-down"); code != http.StatusServiceUnavailable {
+		t.Errorf("POST usage with Redis down: %d, want 503", code)
+	}
 	time.Sleep(2 * time.Second)
 	srv.Start()
+	// The API recovers by itself: no restart, no manual step.
+	waitFor("the API ready again", func() bool { return ready() == http.StatusOK })
+	if code := postUsage("api-up"); code != http.StatusAccepted {
+		t.Fatalf("POST usage after Redis came back: %d, want 202", code)
+	}
 	<-produced
-	waitFor("every event applied", func() bool { n, _, _ := applied(); return n >= events })
+	waitFor("every event applied", func() bool { n, _, _ := applied(); return n >= events+1 })
 
-	if n, distinct, total := applied(); n != events || distinct != events || total != events*100 {
-		t.Fatalf("applied %d events (%d distinct) for %d millicredits, want %d for %d", n, distinct, total, events, events*100)
+	// The burst and the event posted once Redis was back; not the refused one.
+	if n, distinct, total := applied(); n != events+1 || distinct != events+1 || total != (events+1)*100 {
+		t.Fatalf("applied %d events (%d distinct) for %d millicredits, want %d for %d", n, distinct, total, events+1, (events+1)*100)
 	}
 	if failed.Load() == 0 {
 		t.Error("no enqueue failed: Redis was not down while the producer ran, so the test proved nothing")
@@ -93,7 +117,7 @@ func testRedisRestart(t *testing.T, c *cli) {
 		t.Fatalf("the worker did not survive the Redis restart: %v", err)
 	}
 	c.json(0, &struct{}{}, "verify", "--json")
-	if got := c.balanceWithoutAt("rr"); !strings.Contains(got, `"available":"850.000"`) {
-		t.Fatalf("balance = %s, want 850 available", got)
+	if got := c.balanceWithoutAt("rr"); !strings.Contains(got, `"available":"849.900"`) {
+		t.Fatalf("balance = %s, want 849.9 available", got)
 	}
 }

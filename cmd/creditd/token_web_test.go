@@ -200,7 +200,15 @@ func webRedisURL(t *testing.T) string {
 // a clean exit and returns its log.
 func startWebProcess(t *testing.T, bin string, env []string) (string, func() string) {
 	t.Helper()
-	cmd := exec.Command(bin, "web")
+	return startServing(t, bin, env, "web", `"web stopped"`)
+}
+
+// startServing runs `creditd COMMAND` (web or all), which logs "web
+// listening" with its address, and stops it as startWebProcess does; its log
+// must end with the stopped message.
+func startServing(t *testing.T, bin string, env []string, command, stopped string) (string, func() string) {
+	t.Helper()
+	cmd := exec.Command(bin, command)
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -240,23 +248,23 @@ func startWebProcess(t *testing.T, bin string, env []string) (string, func() str
 	}
 	select {
 	case a := <-addr:
-		stopped := false
+		done := false
 		stop := func() string {
-			if stopped {
+			if done {
 				return logText()
 			}
-			stopped = true
+			done = true
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case err := <-exited:
 				if err != nil {
-					t.Errorf("creditd web: %v\n%s", err, logText())
+					t.Errorf("creditd %s: %v\n%s", command, err, logText())
 				}
 			case <-time.After(30 * time.Second):
 				_ = cmd.Process.Kill()
-				t.Errorf("creditd web did not stop on SIGTERM\n%s", logText())
+				t.Errorf("creditd %s did not stop on SIGTERM\n%s", command, logText())
 			}
-			if !strings.Contains(logText(), `"web stopped"`) {
+			if !strings.Contains(logText(), stopped) {
 				t.Errorf("no clean stop in the log:\n%s", logText())
 			}
 			return logText()
@@ -264,10 +272,10 @@ func startWebProcess(t *testing.T, bin string, env []string) (string, func() str
 		t.Cleanup(func() { stop() })
 		return "http://" + a, stop
 	case err := <-exited:
-		t.Fatalf("creditd web exited: %v\n%s", err, logText())
+		t.Fatalf("creditd %s exited: %v\n%s", command, err, logText())
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("creditd web did not start listening\n%s", logText())
+		t.Fatalf("creditd %s did not start listening\n%s", command, logText())
 	}
 	return "", nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/jobs/httpapi"
 	"github.com/creditd/creditd/ledger"
@@ -151,35 +150,17 @@ func runWeb(a *app, c *command, args []string) error {
 	if _, err := a.parse(c, fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.FromEnv(a.getenv)
+	d, err := a.openDaemon(webMaxConns, slog.LevelInfo)
 	if err != nil {
 		return err
 	}
-	catalog, err := config.LoadCatalog(cfg.CatalogPath)
-	if err != nil {
-		return err
-	}
-	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
-	if err != nil {
-		return &config.EnvError{Var: config.EnvRedisURL, Reason: "not a valid redis URL"}
-	}
-	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return &config.EnvError{Var: config.EnvDatabaseURL, Reason: "not a valid postgres connection string"}
-	}
-	poolCfg.MaxConns = webMaxConns
-	pool, err := pgxpool.NewWithConfig(a.ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer pool.Close()
-
-	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	defer d.close()
+	log, cfg := d.log, d.cfg
 	if cfg.APIToken == "" {
 		log.Warn("CREDITD_API_TOKEN is not set: the operator token is disabled, so /monitor/ is closed and /v1 takes org tokens only")
 	}
-	w, err := startWeb(webDeps{Addr: cfg.HTTPAddr, OperatorToken: cfg.APIToken, Ledger: ledger.New(catalog, nil),
-		Pool: pool, Redis: redisOpt, Log: log})
+	w, err := startWeb(webDeps{Addr: cfg.HTTPAddr, OperatorToken: cfg.APIToken, Ledger: d.ledger,
+		Pool: d.pool, Redis: d.redis, Log: log})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 )
@@ -157,30 +156,13 @@ func runWorker(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.FromEnv(a.getenv)
+	// The batcher needs few connections; the rest is headroom for holds.
+	d, err := a.openDaemon(int32(min(opts.Concurrency, 32)), level)
 	if err != nil {
 		return err
 	}
-	catalog, err := config.LoadCatalog(cfg.CatalogPath)
-	if err != nil {
-		return err
-	}
-	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
-	if err != nil {
-		return &config.EnvError{Var: config.EnvRedisURL, Reason: "not a valid redis URL"}
-	}
-	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return &config.EnvError{Var: config.EnvDatabaseURL, Reason: "not a valid postgres connection string"}
-	}
-	poolCfg.MaxConns = int32(min(opts.Concurrency, 32)) // the batcher needs few; the rest is headroom
-	pool, err := pgxpool.NewWithConfig(a.ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer pool.Close()
-
-	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	defer d.close()
+	log := d.log
 	reg := newMetricsRegistry()
 	var ms *metricsServer
 	if listenAddr != "" {
@@ -189,7 +171,7 @@ func runWorker(a *app, c *command, args []string) error {
 		}
 		log.Info("metrics listening", "addr", ms.Addr(), "url", "http://"+ms.Addr()+"/metrics")
 	}
-	w, err := startWorker(opts, workerDeps{Redis: redisOpt, Pool: pool, Ledger: ledger.New(catalog, nil), Log: log, Registry: reg})
+	w, err := startWorker(opts, workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: log, Registry: reg})
 	if err != nil {
 		return errors.Join(err, ms.Shutdown(context.Background()))
 	}

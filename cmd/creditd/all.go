@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// allMaxConns bounds the pool of `creditd all`, shared by worker and web.
+const allMaxConns = 40
+
+// runAll runs the worker and the web server in one process, for development
+// and small installations, sharing one pool, one Redis client and one
+// /metrics registry. On SIGTERM the web server stops taking requests and the
+// worker drains, as each does alone.
+func runAll(a *app, c *command, args []string) error {
+	fs := newFlagSet(c)
+	var opts workerOptions
+	opts.addFlags(fs)
+	if _, err := a.parse(c, fs, args); err != nil {
+		return err
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	d, err := a.openDaemon(allMaxConns, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if d.cfg.APIToken == "" {
+		d.log.Warn("CREDITD_API_TOKEN is not set: the operator token is disabled, so /monitor/ is closed and /v1 takes org tokens only")
+	}
+	reg := newMetricsRegistry()
+	w, err := startWorker(opts, workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: d.log, Registry: reg})
+	if err != nil {
+		return err
+	}
+	web, err := startWeb(webDeps{Addr: d.cfg.HTTPAddr, OperatorToken: d.cfg.APIToken, Ledger: d.ledger, Pool: d.pool,
+		Redis: d.redis, Log: d.log, Registry: reg})
+	if err != nil {
+		w.Shutdown()
+		return err
+	}
+	d.log.Info("web listening", "addr", web.Addr(), "ui", "http://"+web.Addr()+"/monitor/")
+	var failed error
+	select {
+	case <-a.ctx.Done():
+	case err := <-web.Failed():
+		failed = fmt.Errorf("web: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), opts.ShutdownTimeout)
+	defer cancel()
+	// Stop taking requests first, then drain the tasks they may have enqueued.
+	webErr := web.Shutdown(sctx)
+	w.Shutdown()
+	d.log.Info("creditd all stopped")
+	return errors.Join(failed, webErr)
+}
