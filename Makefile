@@ -1,6 +1,6 @@
 # creditd — developer entry points. See README.md ("Two commands").
 #
-#   make run    provision Postgres + Redis, build, migrate, run `creditd all`
+#   make run    provision Postgres + Redis, build, migrate, run `creditd all` (worker + web UI)
 #   make test   provision, go vet, staticcheck, race tests, the other tests
 
 SHELL := bash
@@ -39,20 +39,37 @@ FIND_STATICCHECK = staticcheck=$$(command -v staticcheck || true); \
 build:
 	$(GO) build -o .bin/creditd ./cmd/creditd
 
+# The operator token: CREDITD_API_TOKEN when set, else a dev token made once
+# and kept in .dev/api-token (the UI's password, any user name).
 run:
 	@$(PROVISION)
 	$(GO) build -o .bin/creditd ./cmd/creditd
 	.bin/creditd migrate
+	if [ -z "$${CREDITD_API_TOKEN:-}" ]; then
+	  if [ ! -s .dev/api-token ]; then
+	    mkdir -p .dev
+	    (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' > .dev/api-token)
+	  fi
+	  CREDITD_API_TOKEN=$$(cat .dev/api-token)
+	  export CREDITD_API_TOKEN
+	fi
+	addr=$${CREDITD_HTTP_ADDR:-127.0.0.1:8080}
 	echo "creditd: DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL"
-	echo "creditd: catalog: $${CREDITD_CATALOG:-built-in demo catalog}"
-	echo "creditd: the ledger is ready; the daemon (creditd all: worker, scheduler, web UI) comes with issue 3."
-	echo "creditd: try  .bin/creditd org create demo --plan free; .bin/creditd grant demo 10 --source promo --key welcome;"
-	echo "creditd:      .bin/creditd usage demo 2.5 --event e1; .bin/creditd balance demo --json; .bin/creditd verify"
+	echo "creditd: catalog: $${CREDITD_CATALOG:-the built-in demo catalog}"
+	echo "creditd: operators' UI  http://$$addr/monitor/  (user: any, password: the operator token)"
+	echo "creditd: HTTP API       http://$$addr/v1/  (Authorization: Bearer <operator token>)"
+	echo "creditd: operator token $$CREDITD_API_TOKEN"
+	echo "creditd: try, in another shell (same DATABASE_URL and REDIS_URL):"
+	echo "creditd:   .bin/creditd org create demo --plan free; .bin/creditd grant demo 10 --source promo --key welcome"
+	echo "creditd:   .bin/creditd usage demo 2.5 --event e1 --wait; .bin/creditd balance demo --json; .bin/creditd verify"
+	echo "creditd: starting creditd all (worker + web); Ctrl-C stops it gracefully"
+	exec .bin/creditd all
 
 # Race tests for RACE_PKGS, then plain tests for every other package. Patterns
 # whose directory does not exist yet are left out (go list fails on them).
 test:
 	@$(PROVISION)
+	deploy/dev/chromium.sh
 	echo "==> go vet ./..."
 	$(GO) vet ./...
 	$(FIND_STATICCHECK)
