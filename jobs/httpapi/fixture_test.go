@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -37,24 +36,6 @@ const testRedisDB = 13
 
 const operatorToken = "operator-secret-7f3a"
 
-// lockedBuffer collects the API's log lines; safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one API server over its own database, on a shared Redis. Org ids
 // carry a random suffix, so tests sharing the Redis database never share a
 // task id.
@@ -70,7 +51,7 @@ type env struct {
 	api    *httpapi.Server
 	srv    *httptest.Server
 	reg    *prometheus.Registry
-	logs   *lockedBuffer
+	logs   *jobstest.LockedBuffer
 	suffix string
 }
 
@@ -94,7 +75,7 @@ func newEnv(t *testing.T, redisOpt asynq.RedisClientOpt, o *envOpts) *env {
 	_, _ = rand.Read(suffix)
 	e := &env{t: t, ctx: context.Background(), url: url, pool: ledgertest.Pool(t, url),
 		l: ledger.New(config.DefaultCatalog(), nil), redis: redisOpt, jobs: jobs.NewClient(redisOpt),
-		insp: asynq.NewInspector(redisOpt), reg: prometheus.NewRegistry(), logs: &lockedBuffer{},
+		insp: asynq.NewInspector(redisOpt), reg: prometheus.NewRegistry(), logs: &jobstest.LockedBuffer{},
 		suffix: hex.EncodeToString(suffix)}
 	t.Cleanup(func() { e.jobs.Close(); e.insp.Close() })
 	token := operatorToken
