@@ -12,6 +12,8 @@ type Handlers struct {
 	Usage      *UsageHandler
 	UsageBatch *UsageBatchHandler
 	Hold       *HoldHandler
+	Sweep      *SweepHandler
+	Advance    *AdvanceHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -27,7 +29,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -42,6 +44,12 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Hold != nil {
 		m[TypeHoldReserve], m[TypeHoldCapture], m[TypeHoldRelease] = h.Hold, h.Hold, h.Hold
+	}
+	if h.Sweep != nil {
+		m[TypeSweep] = h.Sweep
+	}
+	if h.Advance != nil {
+		m[TypeAdvance] = h.Advance
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -16,26 +17,51 @@ type Cycle struct {
 // later cycle starts on the same day of the month and wall-clock time in
 // Zone. Days 29–31 fall on the last day of shorter months and return to the
 // anchor day afterwards.
+//
+// From, when set, is the instant this anchor took effect (a changed anchor
+// takes effect at a cycle boundary of the old one): the cycle that starts at
+// From is a transition cycle that ends at the anchor's first cycle start
+// after From, and from there on cycles follow the anchor. Instants before
+// From are not in this anchor's schedule (CycleAt answers for them as if From
+// were unset).
 type Anchor struct {
 	At   time.Time
 	Zone *time.Location
+	From time.Time
 }
 
 // NewAnchor loads the zone by IANA name.
 func NewAnchor(at time.Time, zone string) (Anchor, error) {
-	loc, err := time.LoadLocation(zone)
-	if err != nil || zone == "" || zone == "Local" {
-		return Anchor{}, invalid("tz", "unknown time zone %q", zone)
+	loc, err := loadZone(zone)
+	if err != nil {
+		return Anchor{}, err
 	}
 	return Anchor{At: at, Zone: loc}, nil
+}
+
+// zones memoizes time.LoadLocation, which reads the zone's file on every
+// call, while every ledger transaction needs its orgs' zones. Zone data does
+// not change while the process runs.
+var zones sync.Map // name -> *time.Location
+
+func loadZone(name string) (*time.Location, error) {
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "" || name == "Local" {
+		return nil, invalid("tz", "unknown time zone %q", name)
+	}
+	zones.Store(name, loc)
+	return loc, nil
 }
 
 // CycleStart returns the start of cycle k. Each start is computed from the
 // anchor's wall-clock fields directly, never by adding to the previous start,
 // so clamping never drifts and a daylight-saving change neither skips nor
-// doubles a cycle: a start that falls in a spring-forward gap is moved by
-// time.Date to the instant after the gap, and one in an autumn overlap takes
-// the first of the two instants.
+// doubles a cycle: a start that falls in a spring-forward gap moves forward
+// by the gap's length (02:30 in a 02:00–03:00 gap starts at 03:30), and one
+// in an autumn overlap takes the first of the two instants.
 func (a Anchor) CycleStart(k int) time.Time {
 	local := a.At.In(a.Zone)
 	y, m, d := local.Date()
@@ -45,26 +71,55 @@ func (a Anchor) CycleStart(k int) time.Time {
 	day := min(d, daysIn(first.Year(), first.Month()))
 	t := time.Date(first.Year(), first.Month(), day, hh, mm, ss, ns, a.Zone)
 	if h, m, _ := t.Clock(); h != hh || m != mm {
-		// The wall-clock time does not exist that day (a spring-forward gap);
-		// time.Date resolved it before the gap. Move past the gap instead.
+		// The wall-clock time does not exist that day (a spring-forward gap).
+		// time.Date resolved it to the wall clock before the gap west of UTC
+		// (01:30) and after it east of UTC (03:30): move the first past the
+		// gap too (the offset at t is the one before the gap only then).
 		_, before := t.Zone()
 		_, after := t.Add(24 * time.Hour).Zone()
 		t = t.Add(time.Duration(after-before) * time.Second)
+		return t
+	}
+	// In an autumn overlap the wall-clock time occurs twice, and time.Date
+	// returns either one (the later east of UTC, the earlier west of it).
+	// Take the first: the same wall clock, one offset change earlier.
+	_, off := t.Zone()
+	if _, prev := t.Add(-24 * time.Hour).Zone(); prev > off {
+		if e := t.Add(-time.Duration(prev-off) * time.Second); sameWallClock(e.In(a.Zone), t) {
+			t = e.In(a.Zone)
+		}
 	}
 	return t
 }
 
-// CycleAt returns the cycle containing t.
+func sameWallClock(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd && a.Hour() == b.Hour() && a.Minute() == b.Minute() &&
+		a.Second() == b.Second() && a.Nanosecond() == b.Nanosecond()
+}
+
+// CycleAt returns the cycle containing t. From t = From on, the first cycle
+// is the transition cycle [From, first start after From), which has the index
+// of the regular cycle it cuts short.
 func (a Anchor) CycleAt(t time.Time) Cycle {
 	la, lt := a.At.In(a.Zone), t.In(a.Zone)
 	k := (lt.Year()-la.Year())*12 + int(lt.Month()) - int(la.Month())
-	for a.CycleStart(k).After(t) {
+	start := a.CycleStart(k)
+	for start.After(t) {
 		k--
+		start = a.CycleStart(k)
 	}
-	for !a.CycleStart(k + 1).After(t) {
+	end := a.CycleStart(k + 1)
+	for !end.After(t) {
 		k++
+		start, end = end, a.CycleStart(k+1)
 	}
-	return Cycle{Index: k, Start: a.CycleStart(k), End: a.CycleStart(k + 1)}
+	c := Cycle{Index: k, Start: start, End: end}
+	if !a.From.IsZero() && !t.Before(a.From) && c.Start.Before(a.From) {
+		c.Start = a.From
+	}
+	return c
 }
 
 func (c Cycle) String() string {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/mail"
 	"slices"
@@ -34,10 +35,111 @@ type Org struct {
 	Emails     []string         `json:"emails"`
 	MonthlyCap *credits.Credits `json:"monthly_cap"`
 	CreatedAt  time.Time        `json:"created_at"`
+
+	// Overrides of the plan's terms for this org (enterprise terms).
+	Overrides Overrides `json:"overrides"`
+	// AnchorFrom is the boundary at which a changed anchor took effect; nil
+	// while the org keeps the anchor it was created with.
+	AnchorFrom *time.Time `json:"anchor_from,omitempty"`
+	// NextCycleAt is the start of the next cycle boundary the cycle engine
+	// has not performed yet (allocation, expiry, rollover).
+	NextCycleAt time.Time `json:"next_cycle_at"`
+	// CyclesDone counts the boundaries performed.
+	CyclesDone int `json:"cycles_done"`
+	// Pending is a change of plan, overrides or anchor that takes effect at
+	// the next boundary.
+	Pending *PendingTerms `json:"pending,omitempty"`
+}
+
+// PendingTerms are an org's terms from boundary From on: the whole set, not
+// only what changed.
+type PendingTerms struct {
+	From      time.Time `json:"from"`
+	Plan      string    `json:"plan"`
+	Overrides Overrides `json:"overrides"`
+	Anchor    time.Time `json:"anchor"`
+	TimeZone  string    `json:"time_zone"`
 }
 
 // BillingAnchor returns the org's anchor with its zone loaded.
-func (o Org) BillingAnchor() (Anchor, error) { return NewAnchor(o.Anchor, o.TimeZone) }
+func (o Org) BillingAnchor() (Anchor, error) {
+	a, err := NewAnchor(o.Anchor, o.TimeZone)
+	if err != nil {
+		return Anchor{}, err
+	}
+	if o.AnchorFrom != nil {
+		a.From = *o.AnchorFrom
+	}
+	return a, nil
+}
+
+// orgSelect is the select list of an org (orgs o joined with balances b), in
+// the order orgRow scans it.
+const orgSelect = `o.org_id, o.plan, o.anchor, o.time_zone, o.currency, o.policy, o.emails, o.monthly_cap, o.created_at,
+           o.monthly_credits, o.rollover_months, o.rollover_cap, o.included_runs, o.anchor_from, b.next_cycle_at,
+           b.cycles_done, o.pending`
+
+// orgRow scans the columns of orgSelect.
+type orgRow struct {
+	org                    Org
+	policy                 string
+	monthlyCap, monthly    *int64
+	rolloverCap, runs      *int64
+	rolloverMonths         *int32
+	pending                []byte
+	anchorFrom, nextCycles *time.Time
+}
+
+func (r *orgRow) dest() []any {
+	o := &r.org
+	return []any{&o.ID, &o.Plan, &o.Anchor, &o.TimeZone, &o.Currency, &r.policy, &o.Emails, &r.monthlyCap,
+		&o.CreatedAt, &r.monthly, &r.rolloverMonths, &r.rolloverCap, &r.runs, &r.anchorFrom, &r.nextCycles,
+		&o.CyclesDone, &r.pending}
+}
+
+func (r *orgRow) finish() (Org, error) {
+	o := r.org
+	o.Policy = Policy(r.policy)
+	o.Anchor, o.CreatedAt = o.Anchor.UTC(), o.CreatedAt.UTC()
+	o.MonthlyCap = creditsPtr(r.monthlyCap)
+	o.Overrides = Overrides{MonthlyCredits: creditsPtr(r.monthly), RolloverCap: creditsPtr(r.rolloverCap), IncludedRuns: r.runs}
+	if r.rolloverMonths != nil {
+		m := int(*r.rolloverMonths)
+		o.Overrides.RolloverMonths = &m
+	}
+	if r.anchorFrom != nil {
+		t := r.anchorFrom.UTC()
+		o.AnchorFrom = &t
+	}
+	if r.nextCycles != nil {
+		o.NextCycleAt = r.nextCycles.UTC()
+	}
+	if r.pending != nil {
+		var p PendingTerms
+		if err := json.Unmarshal(r.pending, &p); err != nil {
+			return Org{}, fmt.Errorf("org %s: pending terms: %w", o.ID, err)
+		}
+		p.From, p.Anchor = p.From.UTC(), p.Anchor.UTC()
+		o.Pending = &p
+	}
+	return o, nil
+}
+
+func creditsPtr(v *int64) *credits.Credits {
+	if v == nil {
+		return nil
+	}
+	c := credits.Credits(*v)
+	return &c
+}
+
+func int64Ptr(c *credits.Credits) *int64 {
+	if c == nil {
+		return nil
+	}
+	v := int64(*c)
+	return &v
+}
 
 // NewOrg is a request to create an org. Zero fields take defaults: anchor at
 // the start of the current month in the zone, zone UTC, currency USD, policy
@@ -51,6 +153,8 @@ type NewOrg struct {
 	Policy     Policy
 	Emails     []string
 	MonthlyCap *credits.Credits
+	// Overrides set enterprise terms from the first cycle on.
+	Overrides Overrides
 }
 
 func (l *Ledger) normalizeOrg(o NewOrg, now time.Time) (Org, error) {
@@ -62,6 +166,9 @@ func (l *Ledger) normalizeOrg(o NewOrg, now time.Time) (Org, error) {
 	}
 	if _, ok := l.catalog.Plan(o.Plan); !ok {
 		return Org{}, invalid("plan", "unknown plan %q", o.Plan)
+	}
+	if err := l.validOverrides(o.Plan, o.Overrides); err != nil {
+		return Org{}, err
 	}
 	if o.TimeZone == "" {
 		o.TimeZone = "UTC"
@@ -104,20 +211,24 @@ func (l *Ledger) normalizeOrg(o NewOrg, now time.Time) (Org, error) {
 	return Org{
 		ID: o.ID, Plan: o.Plan, Anchor: anchor.UTC(), TimeZone: o.TimeZone, Currency: o.Currency,
 		Policy: o.Policy, Emails: emails, MonthlyCap: o.MonthlyCap, CreatedAt: now,
+		Overrides: o.Overrides, NextCycleAt: anchor.UTC(),
 	}, nil
 }
 
 const insertOrgSQL = `
 WITH o AS (
-    INSERT INTO orgs (org_id, plan, anchor, time_zone, currency, policy, emails, monthly_cap, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    INSERT INTO orgs (org_id, plan, anchor, time_zone, currency, policy, emails, monthly_cap, created_at,
+                      monthly_credits, rollover_months, rollover_cap, included_runs)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
     ON CONFLICT (org_id) DO NOTHING
     RETURNING org_id
 )
-INSERT INTO balances (org_id, available, held, debt, last_at)
-SELECT org_id, 0, 0, 0, $9 FROM o`
+INSERT INTO balances (org_id, available, held, debt, last_at, next_cycle_at)
+SELECT org_id, 0, 0, 0, $9, $3 FROM o`
 
-// CreateOrg creates an org with a zero balance. Creating the same org again
+// CreateOrg creates an org with a zero balance. Its cycle 0 starts at its
+// anchor (default: the start of the current month in its zone), and the
+// first cycle sweep grants cycle 0's allocation. Creating the same org again
 // with the same settings returns it unchanged; with other settings it is
 // ErrConflict.
 func (l *Ledger) CreateOrg(ctx context.Context, tx pgx.Tx, req NewOrg) (Org, error) {
@@ -125,13 +236,10 @@ func (l *Ledger) CreateOrg(ctx context.Context, tx pgx.Tx, req NewOrg) (Org, err
 	if err != nil {
 		return Org{}, err
 	}
-	var capArg *int64
-	if org.MonthlyCap != nil {
-		v := int64(*org.MonthlyCap)
-		capArg = &v
-	}
+	ov := org.Overrides
 	tag, err := tx.Exec(ctx, insertOrgSQL, org.ID, org.Plan, org.Anchor, org.TimeZone, org.Currency,
-		string(org.Policy), org.Emails, capArg, org.CreatedAt)
+		string(org.Policy), org.Emails, int64Ptr(org.MonthlyCap), org.CreatedAt,
+		int64Ptr(ov.MonthlyCredits), ov.RolloverMonths, int64Ptr(ov.RolloverCap), ov.IncludedRuns)
 	if err != nil {
 		return Org{}, mapError(fmt.Errorf("create org %s: %w", org.ID, err))
 	}
@@ -144,7 +252,8 @@ func (l *Ledger) CreateOrg(ctx context.Context, tx pgx.Tx, req NewOrg) (Org, err
 	}
 	same := existing.Plan == org.Plan && existing.TimeZone == org.TimeZone && existing.Currency == org.Currency &&
 		existing.Policy == org.Policy && slices.Equal(existing.Emails, org.Emails) &&
-		equalCap(existing.MonthlyCap, org.MonthlyCap) && (req.Anchor == nil || existing.Anchor.Equal(org.Anchor))
+		equalCap(existing.MonthlyCap, org.MonthlyCap) && (req.Anchor == nil || existing.Anchor.Equal(org.Anchor)) &&
+		existing.Overrides.Equal(org.Overrides)
 	if !same {
 		return Org{}, fmt.Errorf("%w: org %s already exists with other settings", ErrConflict, org.ID)
 	}
@@ -158,30 +267,18 @@ func equalCap(a, b *credits.Credits) bool {
 	return *a == *b
 }
 
-const selectOrgSQL = `
-SELECT org_id, plan, anchor, time_zone, currency, policy, emails, monthly_cap, created_at
-FROM orgs WHERE org_id = $1`
+const selectOrgSQL = `SELECT ` + orgSelect + ` FROM orgs o JOIN balances b ON b.org_id = o.org_id WHERE o.org_id = $1`
 
 // GetOrg reads an org; ErrNotFound when it does not exist.
 func (l *Ledger) GetOrg(ctx context.Context, db DBTX, orgID string) (Org, error) {
 	if err := validOrgID(orgID); err != nil {
 		return Org{}, err
 	}
-	var o Org
-	var policy string
-	var capV *int64
-	err := db.QueryRow(ctx, selectOrgSQL, orgID).Scan(&o.ID, &o.Plan, &o.Anchor, &o.TimeZone, &o.Currency,
-		&policy, &o.Emails, &capV, &o.CreatedAt)
-	if err != nil {
+	var r orgRow
+	if err := db.QueryRow(ctx, selectOrgSQL, orgID).Scan(r.dest()...); err != nil {
 		return Org{}, fmt.Errorf("org %s: %w", orgID, mapError(err))
 	}
-	o.Policy = Policy(policy)
-	o.Anchor, o.CreatedAt = o.Anchor.UTC(), o.CreatedAt.UTC()
-	if capV != nil {
-		c := credits.Credits(*capV)
-		o.MonthlyCap = &c
-	}
-	return o, nil
+	return r.finish()
 }
 
 // LimitScope is what a monthly limit applies to.

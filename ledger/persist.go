@@ -9,7 +9,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const nextLotIDsSQL = `SELECT nextval(pg_get_serial_sequence('lots', 'lot_id')) FROM generate_series(1, $1)`
+// The sequence is looked up once, not for every id: pg_get_serial_sequence
+// per row made 1,000 ids take 10 ms instead of 1.5.
+const nextLotIDsSQL = `
+SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('lots', 'lot_id')::regclass AS seq OFFSET 0) s,
+       generate_series(1, $1)`
 
 const insertOpsSQL = `
 INSERT INTO operations (org_id, key, kind, request_hash, result, at)
@@ -26,13 +30,14 @@ WHERE lots.org_id = u.org_id AND lots.lot_id = u.lot_id`
 
 const insertEntriesSQL = `
 INSERT INTO entries (org_id, kind, amount, balance_after, lot_id, lot_delta, hold_id, held_delta, debt_delta,
-                     key, event_id, team, user_id, feature, task_id, payment_id, at)
+                     key, event_id, team, user_id, feature, task_id, payment_id, at, carried)
 SELECT org_id, kind, amount, balance_after, lot_id, lot_delta, hold_id, held_delta, debt_delta,
-       key, event_id, team, user_id, feature, task_id, payment_id, at
+       key, event_id, team, user_id, feature, task_id, payment_id, at, carried
 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::int8[], $9::int8[],
-            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[],
+            $18::int8[])
      WITH ORDINALITY AS u(org_id, kind, amount, balance_after, lot_id, lot_delta, hold_id, held_delta, debt_delta,
-                          key, event_id, team, user_id, feature, task_id, payment_id, at, ord)
+                          key, event_id, team, user_id, feature, task_id, payment_id, at, carried, ord)
 ORDER BY ord`
 
 const insertUsageSQL = `
@@ -56,8 +61,11 @@ ON CONFLICT (org_id, hold_id) DO UPDATE
 SET status = excluded.status, captured = excluded.captured, closed_at = excluded.closed_at`
 
 const updateBalancesSQL = `
-UPDATE balances SET available = u.available, held = u.held, debt = u.debt, last_at = u.last_at
-FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[]) AS u(org_id, available, held, debt, last_at)
+UPDATE balances SET available = u.available, held = u.held, debt = u.debt, last_at = u.last_at,
+                    next_expiry_at = u.next_expiry_at, next_cycle_at = u.next_cycle_at, cycles_done = u.cycles_done
+FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
+            $8::int4[])
+     AS u(org_id, available, held, debt, last_at, next_expiry_at, next_cycle_at, cycles_done)
 WHERE balances.org_id = u.org_id`
 
 // persist writes what the operations changed, for all orgs at once, in one
@@ -113,6 +121,9 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 		bOrg                  []string
 		bAvail, bHeld, bDebt  []int64
 		bLast                 []time.Time
+		bNextExpiry           []*time.Time
+		bNextCycle            []time.Time
+		bCyclesDone           []int32
 		changedBalance, wrote bool
 	)
 	for _, id := range orgIDs {
@@ -157,10 +168,14 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 			hCaptured, hFeat, hTeam, hUs = append(hCaptured, h.captured), append(hFeat, h.feature), append(hTeam, h.team), append(hUs, h.user)
 			hCreated, hExpires, hClosed = append(hCreated, h.createdAt), append(hExpires, h.expiresAt), append(hClosed, h.closedAt)
 		}
-		if len(s.entries) > 0 {
-			last := s.entries[len(s.entries)-1].at
+		if len(s.entries) > 0 || s.cyclesDirty {
+			last := s.lastAt
+			if len(s.entries) > 0 {
+				last = s.entries[len(s.entries)-1].at
+			}
 			bOrg, bAvail, bHeld, bDebt = append(bOrg, id), append(bAvail, s.available), append(bHeld, s.held), append(bDebt, s.debt)
-			bLast = append(bLast, last)
+			bLast, bNextExpiry = append(bLast, last), append(bNextExpiry, s.nextExpiry())
+			bNextCycle, bCyclesDone = append(bNextCycle, s.org.NextCycleAt), append(bCyclesDone, int32(s.org.CyclesDone))
 			changedBalance = true
 		}
 	}
@@ -175,7 +190,7 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 	if len(ulOrg) > 0 {
 		b.Queue(updateLotsSQL, ulOrg, ulID, ulRem)
 	}
-	if len(e.org) > 0 {
+	if n := len(e.org); n > 0 && n < copyEntriesMin {
 		b.Queue(insertEntriesSQL, e.args()...)
 	}
 	if len(uOrg) > 0 {
@@ -190,14 +205,18 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 			hCreated, hExpires, hClosed)
 	}
 	if changedBalance {
-		b.Queue(updateBalancesSQL, bOrg, bAvail, bHeld, bDebt, bLast)
+		b.Queue(updateBalancesSQL, bOrg, bAvail, bHeld, bDebt, bLast, bNextExpiry, bNextCycle, bCyclesDone)
 	}
+	queueOrgUpdates(b, states, orgIDs)
 	wrote = b.Len() > 0
 	if !wrote {
 		return nil
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write ledger: %w", err)
+	}
+	if len(e.org) >= copyEntriesMin {
+		return e.copy(ctx, tx)
 	}
 	return nil
 }
@@ -248,6 +267,7 @@ type entryColumns struct {
 	lotID                                                   []*int64
 	holdID, eventID, team, user, feature, taskID, paymentID []*string
 	at                                                      []time.Time
+	carried                                                 []*int64
 }
 
 func (c *entryColumns) add(org string, e entryRow) {
@@ -257,12 +277,12 @@ func (c *entryColumns) add(org string, e entryRow) {
 	c.holdID, c.heldDelta, c.debtDelta = append(c.holdID, e.holdID), append(c.heldDelta, e.heldDelta), append(c.debtDelta, e.debtDelta)
 	c.eventID, c.team, c.user = append(c.eventID, e.eventID), append(c.team, e.team), append(c.user, e.user)
 	c.feature, c.taskID, c.paymentID = append(c.feature, e.feature), append(c.taskID, e.taskID), append(c.paymentID, e.paymentID)
-	c.at = append(c.at, e.at)
+	c.at, c.carried = append(c.at, e.at), append(c.carried, e.carried)
 }
 
 func (c *entryColumns) args() []any {
 	return []any{c.org, c.kind, c.amount, c.balanceAfter, c.lotID, c.lotDelta, c.holdID, c.heldDelta, c.debtDelta,
-		c.key, c.eventID, c.team, c.user, c.feature, c.taskID, c.paymentID, c.at}
+		c.key, c.eventID, c.team, c.user, c.feature, c.taskID, c.paymentID, c.at, c.carried}
 }
 
 // opt turns "" into NULL.

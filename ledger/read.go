@@ -119,11 +119,14 @@ type Entry struct {
 	Feature      *string         `json:"feature,omitempty"`
 	TaskID       *string         `json:"task_id,omitempty"`
 	PaymentID    *string         `json:"payment_id,omitempty"`
+	// Carried is set on rollover entries: the allocation credits carried
+	// into the new cycle (after the rollover cap).
+	Carried *credits.Credits `json:"carried,omitempty"`
 }
 
 const historySQL = `
 SELECT entry_id, kind, amount, balance_after, key, at, lot_id, lot_delta, hold_id, held_delta, debt_delta,
-       event_id, team, user_id, feature, task_id, payment_id
+       event_id, team, user_id, feature, task_id, payment_id, carried
 FROM entries WHERE org_id = $1 AND entry_id > $2
 ORDER BY entry_id LIMIT $3`
 
@@ -155,7 +158,7 @@ func (l *Ledger) History(ctx context.Context, db DBTX, orgID string, after int64
 	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Entry, error) {
 		var e Entry
 		err := r.Scan(&e.ID, &e.Kind, &e.Amount, &e.BalanceAfter, &e.Key, &e.At, &e.LotID, &e.LotChange, &e.HoldID,
-			&e.HeldChange, &e.DebtChange, &e.EventID, &e.Team, &e.User, &e.Feature, &e.TaskID, &e.PaymentID)
+			&e.HeldChange, &e.DebtChange, &e.EventID, &e.Team, &e.User, &e.Feature, &e.TaskID, &e.PaymentID, &e.Carried)
 		e.At = e.At.UTC()
 		return e, err
 	})

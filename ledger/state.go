@@ -42,6 +42,9 @@ type orgState struct {
 	// overflow is set when a sum would leave int64; persist then refuses
 	// the whole transaction.
 	overflow bool
+	// cyclesDirty: the cycle engine advanced the org (balances.next_cycle_at,
+	// cycles_done); termsDirty: its plan terms changed (the orgs row).
+	cyclesDirty, termsDirty bool
 }
 
 type lotState struct {
@@ -111,6 +114,7 @@ type entryRow struct {
 	taskID       *string
 	paymentID    *string
 	at           time.Time
+	carried      *int64 // rollover entries: the allocation credits carried into the new cycle
 }
 
 type usageRow struct {
@@ -140,6 +144,13 @@ type loadNeeds struct {
 	holds  []string // hold ids
 	// expiredHolds also loads every active hold past its expiry, to release.
 	expiredHolds bool
+	// cycles is set by the cycle engine: it reads the orgs' plan terms again
+	// after the lock (see loadTermsSQL) and expires lots itself, in order
+	// with the boundaries it performs.
+	cycles bool
+	// at, when after the clock, is the instant to act for (a cycle preview
+	// of the future): elapsed holds and the transaction's instant use it.
+	at time.Time
 }
 
 // Every per-org read walks the sorted org ids with unnest and reads each org
@@ -155,7 +166,7 @@ type loadNeeds struct {
 const lockOrgsSQL = `
 SELECT x.* FROM unnest($1::text[]) AS k(org_id)
 JOIN LATERAL (
-    SELECT o.org_id, o.plan, o.anchor, o.time_zone, o.currency, o.policy, o.emails, o.monthly_cap, o.created_at,
+    SELECT ` + orgSelect + `,
            b.available, b.held, b.debt, b.last_at
     FROM balances b JOIN orgs o ON o.org_id = b.org_id
     WHERE b.org_id = k.org_id
@@ -227,6 +238,9 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	slices.Sort(orgIDs)
 	orgIDs = slices.Compact(orgIDs)
 	now := l.now()
+	if needs.at.After(now) {
+		now = needs.at
+	}
 
 	var keyOrgs, keys, eventOrgs, events []string
 	for _, org := range orgIDs {
@@ -251,6 +265,9 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	loadHolds := len(holdIDs) > 0 || needs.expiredHolds
 	b := &pgx.Batch{}
 	b.Queue(lockOrgsSQL, orgIDs)
+	if needs.cycles {
+		b.Queue(loadTermsSQL, orgIDs)
+	}
 	if len(keys) > 0 {
 		b.Queue(loadOpsSQL, keyOrgs, keys)
 	}
@@ -279,17 +296,15 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 			ops: map[string]*opRow{}, counters: map[counterKey]*counterState{},
 			limits: map[counterKey]int64{}, holds: map[string]*holdState{},
 		}
-		var policy string
-		var capV *int64
-		if err := rows.Scan(&s.org.ID, &s.org.Plan, &s.org.Anchor, &s.org.TimeZone, &s.org.Currency, &policy,
-			&s.org.Emails, &capV, &s.org.CreatedAt, &s.available, &s.held, &s.debt, &s.lastAt); err != nil {
+		var or orgRow
+		if err := rows.Scan(append(or.dest(), &s.available, &s.held, &s.debt, &s.lastAt)...); err != nil {
 			return nil, fmt.Errorf("lock orgs: %w", err)
 		}
-		s.org.Policy = Policy(policy)
-		if capV != nil {
-			c := credits.Credits(*capV)
-			s.org.MonthlyCap = &c
+		org, err := or.finish()
+		if err != nil {
+			return nil, err
 		}
+		s.org = org
 		anchor, err := s.org.BillingAnchor()
 		if err != nil {
 			return nil, fmt.Errorf("org %s: %w", s.org.ID, err)
@@ -308,6 +323,11 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	for _, id := range orgIDs {
 		if states[id] == nil {
 			return nil, fmt.Errorf("org %s: %w", id, ErrNotFound)
+		}
+	}
+	if needs.cycles {
+		if err := loadTerms(br, states); err != nil {
+			return nil, err
 		}
 	}
 
@@ -367,8 +387,10 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	for _, s := range states {
-		s.expireDueLots()
+	if !needs.cycles {
+		for _, s := range states {
+			s.expireDueLots()
+		}
 	}
 	return states, nil
 }

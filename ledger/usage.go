@@ -305,9 +305,9 @@ func (l *Ledger) price(s *orgState, ev UsageEvent) (cost, overageRuns int64, err
 	case ev.Amount != nil:
 		return int64(*ev.Amount), 0, nil
 	case ev.Runs > 0:
-		plan, ok := l.catalog.Plan(s.org.Plan)
-		if !ok {
-			return 0, 0, invalid("plan", "org %s is on plan %q, which the catalog does not have", s.org.ID, s.org.Plan)
+		plan, err := l.Terms(s.org) // the plan's included runs, or the org's override
+		if err != nil {
+			return 0, 0, err
 		}
 		before := s.counter("org", "").runs
 		overBefore := max(0, before-plan.IncludedRuns)

@@ -98,6 +98,18 @@ FROM (SELECT org_id, lot_id, 1 AS is_lot FROM lots
       SELECT DISTINCT org_id, lot_id, 0 FROM entries WHERE lot_id IS NOT NULL) x
 GROUP BY org_id, lot_id
 HAVING max(is_lot) = 0`},
+	{"next_expiry_matches_lots", `
+SELECT org_id, format('next_expiry_at=%s, the soonest expiry of an open lot is %s', max(stored), min(soonest))
+FROM (SELECT org_id, next_expiry_at AS stored, NULL::timestamptz AS soonest FROM balances
+      UNION ALL
+      SELECT org_id, NULL, expires_at FROM lots WHERE remaining > 0 AND expires_at IS NOT NULL) x
+GROUP BY org_id
+HAVING max(stored) IS DISTINCT FROM min(soonest)`},
+	{"allocation_once_per_cycle", `
+SELECT org_id, format('%s allocation lots with key %s', count(*), key)
+FROM lots WHERE source = 'allocation' AND key LIKE 'allocation:%'
+GROUP BY org_id, key
+HAVING count(*) > 1`},
 	{"entries_append_only", `
 SELECT NULL::text, 'the trigger refusing UPDATE and DELETE on entries is missing or disabled'
 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
@@ -110,7 +122,9 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
 // only when no unspent credits do, every usage event was debited exactly its
 // cost, every row belongs to an existing org and every entry to a lot of its
 // org (the checks the high-volume tables' missing foreign keys would make),
-// and entries are protected from change. It reads only.
+// the soonest expiry the expiry sweep pages by is that of the open lots, no
+// cycle was allocated twice, and entries are protected from change. It reads
+// only.
 func (l *Ledger) Verify(ctx context.Context, db DBTX) (VerifyReport, error) {
 	rep := VerifyReport{Violations: []Violation{}}
 	if err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM orgs), (SELECT count(*) FROM entries)`).

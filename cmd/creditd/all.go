@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/creditd/creditd/jobs"
 )
 
 // allMaxConns bounds the pool of `creditd all`, shared by worker and web.
 const allMaxConns = 40
 
-// runAll runs the worker and the web server in one process, for development
-// and small installations, sharing one pool, one Redis client and one
-// /metrics registry. On SIGTERM the web server stops taking requests and the
+// runAll runs the worker, the web server and the scheduler in one process,
+// for development and small installations, sharing one pool, one Redis
+// client and one /metrics registry. On SIGTERM the web server stops taking requests and the
 // worker drains, as each does alone.
 func runAll(a *app, c *command, args []string) error {
 	fs := newFlagSet(c)
@@ -37,11 +39,20 @@ func runAll(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	client := jobs.NewClient(d.redis)
+	defer client.Close()
 	web, err := startWeb(webDeps{Addr: d.cfg.HTTPAddr, OperatorToken: d.cfg.APIToken, Ledger: d.ledger, Pool: d.pool,
-		Redis: d.redis, Log: d.log, Registry: reg})
+		Redis: d.redis, Log: d.log, Registry: reg, Jobs: client})
 	if err != nil {
 		w.Shutdown()
 		return err
+	}
+	sched, err := startScheduler(a, client, d.log)
+	if err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), opts.ShutdownTimeout)
+		defer cancel()
+		w.Shutdown()
+		return errors.Join(err, web.Shutdown(sctx))
 	}
 	d.log.Info("web listening", "addr", web.Addr(), "ui", "http://"+web.Addr()+"/monitor/")
 	var failed error
@@ -52,7 +63,9 @@ func runAll(a *app, c *command, args []string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), opts.ShutdownTimeout)
 	defer cancel()
-	// Stop taking requests first, then drain the tasks they may have enqueued.
+	// Stop ticking and taking requests first, then drain the tasks they may
+	// have enqueued.
+	sched.Stop()
 	webErr := web.Shutdown(sctx)
 	w.Shutdown()
 	d.log.Info("creditd all stopped")

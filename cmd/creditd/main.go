@@ -78,6 +78,10 @@ func commands() []*command {
 				"with its reason, and exits 0; an event the worker refuses (an event id reused with other content) exits 1.", runUsage},
 		{"balance", "ORG [--at TIME] [--json]", "Print an org's balance and lots, now or as of TIME.", runBalance},
 		{"history", "ORG [--json]", "Print every entry of an org, oldest first.", runHistory},
+		{"cycle", "[--at TIME] [--dry-run] [--timeout D] [--json]",
+			"Run all cycle work due as of TIME (default now) through the queue and wait for it: expiry, rollover,\n" +
+				"allocation, elapsed holds. Needs running workers and REDIS_URL. --dry-run prints per org what would be\n" +
+				"granted, expired and rolled over (also for a future TIME) and changes nothing.", runCycle},
 		{"verify", "[--json]", "Check every ledger invariant for every org; exit 1 on any violation.", runVerify},
 		{"limit set", "ORG (--team T | --user U) AMOUNT", "Give a team or user of an org a monthly credit limit.", runLimitSet},
 		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},
@@ -88,8 +92,10 @@ func commands() []*command {
 				"Logs one JSON line per failed task on stderr; --metrics-addr serves Prometheus metrics at /metrics.\n" +
 				"Needs DATABASE_URL and REDIS_URL.", runWorker},
 		{"all", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION]",
-			"Run the worker and the web server (API, UI, health, metrics) in one process, for development (the\n" +
-				"scheduler joins with issue 4). Needs DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runAll},
+			"Run the worker, the web server (API, UI, health, metrics) and the scheduler in one process, for development.\n" +
+				"Needs DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token, CREDITD_SCHEDULE the schedule.", runAll},
+		{"scheduler", "", "Enqueue the cycle, expiry and hold sweeps on the schedule (CREDITD_SCHEDULE) until SIGTERM. Needs REDIS_URL.\n" +
+			"Any number may run at once: each tick is enqueued once.", runScheduler},
 		{"web", "[--shutdown-timeout DURATION]", "Serve the HTTP API (/v1), the operators' UI (/monitor/), /healthz, /readyz and /metrics on CREDITD_HTTP_ADDR until SIGTERM.\nNeeds DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runWeb},
 		{"token create", "ORG --role member|admin [--json]", "Make an org API token and print it once (only its hash is stored). Members record usage, hold credits and read; admins may also change billing.", runTokenCreate},
 		{"config check", "", "Validate the environment configuration and the catalog without starting anything.", runConfigCheck},

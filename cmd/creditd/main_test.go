@@ -46,6 +46,7 @@ func TestCLI(t *testing.T) {
 		{"TokenAndWeb", testTokenAndWeb},
 		{"RedisRestart", testRedisRestart},
 		{"OperatorsUI", testOperatorsUI},
+		{"Cycle", testCycle},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -74,6 +74,7 @@ type runningWorker struct {
 	batcherDone chan struct{}
 	log         *slog.Logger
 	stopOnce    sync.Once
+	queue       *asynq.Client // the sweeps' fan-out
 }
 
 // startWorker starts serving the queues in the background; stop it with
@@ -94,7 +95,7 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		jobs.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Observe: metrics.ObserveBatch}, d.Log)
 	// The batcher outlives the signal: it stops after the server has drained.
 	bctx, stopBatcher := context.WithCancel(context.Background())
-	w := &runningWorker{stopBatcher: stopBatcher, batcherDone: make(chan struct{}), log: d.Log}
+	w := &runningWorker{stopBatcher: stopBatcher, batcherDone: make(chan struct{}), log: d.Log, queue: asynq.NewClient(d.Redis)}
 	go func() { batcher.Run(bctx); close(w.batcherDone) }()
 
 	w.srv = asynq.NewServer(d.Redis, asynq.Config{
@@ -109,11 +110,14 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Usage:      &jobs.UsageHandler{Batcher: batcher},
 		UsageBatch: &jobs.UsageBatchHandler{Batcher: batcher},
 		Hold:       &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
+		Sweep:      &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
+		Advance:    &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {
 		stopBatcher()
 		<-w.batcherDone
+		_ = w.queue.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	d.Log.Info("worker started", "concurrency", opts.Concurrency, "queues", jobs.QueuePriorities())
@@ -130,6 +134,9 @@ func (w *runningWorker) Shutdown() {
 		w.srv.Shutdown()
 		w.stopBatcher()
 		<-w.batcherDone
+		if err := w.queue.Close(); err != nil {
+			w.log.Warn("close redis client", "err", err)
+		}
 		w.log.Info("worker stopped")
 	})
 }

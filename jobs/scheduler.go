@@ -1,0 +1,92 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/creditd/creditd/config"
+	"github.com/creditd/creditd/ledger"
+)
+
+// jobKinds maps the scheduled jobs to the due work their sweep finds.
+var jobKinds = map[string]ledger.DueKind{
+	config.JobCycles: ledger.DueCycles,
+	config.JobLots:   ledger.DueLots,
+	config.JobHolds:  ledger.DueHolds,
+}
+
+// Scheduler enqueues a sweep task on every tick of the schedule. It keeps no
+// state: the task id is derived from the job and the tick's minute, so two
+// schedulers running at once enqueue each tick once, and a scheduler that was
+// down catches up because the sweeps act on everything due, not because
+// missed ticks are replayed.
+type Scheduler struct {
+	client   *Client
+	clock    ledger.Clock
+	log      *slog.Logger
+	schedule config.Schedule
+	cron     *cron.Cron
+}
+
+// NewScheduler checks the schedule and prepares the cron table; start it with
+// Start. The clock names each tick (the system clock in production).
+func NewScheduler(client *Client, schedule config.Schedule, clock ledger.Clock, log *slog.Logger) (*Scheduler, error) {
+	if clock == nil {
+		clock = ledger.SystemClock
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Scheduler{client: client, clock: clock, log: log, schedule: schedule, cron: cron.New(cron.WithLocation(time.UTC))}
+	for _, job := range schedule.Jobs() {
+		if _, ok := jobKinds[job]; !ok {
+			return nil, fmt.Errorf("schedule: unknown job %q", job)
+		}
+		job := job
+		if _, err := s.cron.AddFunc(schedule[job], func() { s.tick(job) }); err != nil {
+			return nil, fmt.Errorf("schedule: %s: %q: %w", job, schedule[job], err)
+		}
+	}
+	return s, nil
+}
+
+// Start ticks every job once at once (so a restarted scheduler catches up
+// without waiting for the next tick), then runs the cron table.
+func (s *Scheduler) Start() {
+	for _, job := range s.schedule.Jobs() {
+		s.tick(job)
+	}
+	s.cron.Start()
+}
+
+// Stop stops the table and waits for a tick in progress.
+func (s *Scheduler) Stop() { <-s.cron.Stop().Done() }
+
+func (s *Scheduler) tick(job string) {
+	at := s.clock.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Tick(ctx, job, at); err != nil {
+		// The next tick sweeps whatever this one would have.
+		s.log.Warn("tick not enqueued", "job", job, "at", at, "err", err)
+	}
+}
+
+// Tick enqueues job's sweep for the minute of at. Tests call it with the
+// instants of a simulated clock.
+func (s *Scheduler) Tick(ctx context.Context, job string, at time.Time) error {
+	kind, ok := jobKinds[job]
+	if !ok {
+		return fmt.Errorf("unknown job %q", job)
+	}
+	id, err := s.client.Sweep(ctx, kind, at.UTC().Truncate(time.Minute))
+	if err != nil {
+		return err
+	}
+	s.log.Debug("tick", "job", job, "task_id", id)
+	return nil
+}
