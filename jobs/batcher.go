@@ -17,7 +17,8 @@ import (
 // one ledger transaction, and each handler returns once its event is
 // committed. A burst becomes a few transactions instead of one per event,
 // with no aggregation delay when the queue is quiet: a batch is flushed as
-// soon as it is full or MaxWait after its first event.
+// soon as it is full or MaxWait after its first event, and at once when
+// events were already waiting (see flushLoop).
 type Batcher struct {
 	ledger *ledger.Ledger
 	db     ledger.TxBeginner
@@ -30,7 +31,16 @@ type Batcher struct {
 type BatchConfig struct {
 	MaxBatch int           // events per transaction; default 200
 	MaxWait  time.Duration // how long a batch waits to fill; default 2ms
-	Flushers int           // transactions in flight at once; default 4
+	// Flushers is how many transactions may be in flight at once; default
+	// 1. One flusher commits what gathered while its previous transaction
+	// ran, so batches grow with the load; more flushers split the same
+	// events into smaller batches, each paying a transaction's fixed cost.
+	// Measured with `creditd load` (20,000 single-event tasks over 1,000
+	// orgs, 64 in flight, 2 cores): 1 flusher averaged 19 events per
+	// transaction and 0.28 ms of Postgres CPU per event, 2 flushers 9 and
+	// 0.45 ms, 4 flushers 6 and 0.61 ms. On one org the extra flushers
+	// only queue for its lock.
+	Flushers int
 
 	// Observe, when set, is told about every batch once each of its events
 	// has an outcome (Metrics.ObserveBatch). It runs on the flushing
@@ -54,7 +64,7 @@ func (c BatchConfig) withDefaults() BatchConfig {
 		c.MaxWait = 2 * time.Millisecond
 	}
 	if c.Flushers <= 0 {
-		c.Flushers = 4
+		c.Flushers = 1
 	}
 	return c
 }
@@ -114,27 +124,58 @@ func (b *Batcher) Apply(ctx context.Context, ev ledger.UsageEvent) (ledger.Usage
 	}
 }
 
+// flushLoop is one flusher. A batch started from idle waits up to MaxWait for
+// a burst to join it. An event already queued when the flusher comes back
+// from a commit means the batcher is behind: the flusher then takes what is
+// queued and commits at once, and the next batch gathers while this one
+// commits (group commit). Waiting there would only add MaxWait to every
+// commit: with asynq's concurrency bounding the events in flight, the batch
+// could not fill anyway.
 func (b *Batcher) flushLoop(ctx context.Context) {
 	batch := make([]*pendingUsage, 0, b.cfg.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			b.drain()
 			return
-		case p := <-b.in:
-			batch = append(batch[:0], p)
 		}
-		timer := time.NewTimer(b.cfg.MaxWait)
-	fill:
+		var first *pendingUsage
+		fromIdle := false
+		select {
+		case first = <-b.in:
+		default:
+			fromIdle = true
+			select {
+			case <-ctx.Done():
+				b.drain()
+				return
+			case first = <-b.in:
+			}
+		}
+		batch = append(batch[:0], first)
+	queued:
 		for len(batch) < b.cfg.MaxBatch {
 			select {
 			case p := <-b.in:
 				batch = append(batch, p)
-			case <-timer.C:
-				break fill
+			default:
+				break queued
 			}
 		}
-		timer.Stop()
+		if fromIdle && len(batch) < b.cfg.MaxBatch {
+			timer.Reset(b.cfg.MaxWait)
+		fill:
+			for len(batch) < b.cfg.MaxBatch {
+				select {
+				case p := <-b.in:
+					batch = append(batch, p)
+				case <-timer.C:
+					break fill
+				}
+			}
+			timer.Stop()
+		}
 		// The batch is applied even if ctx ends meanwhile: its handlers wait.
 		b.flush(context.WithoutCancel(ctx), batch)
 	}

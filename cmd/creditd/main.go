@@ -98,6 +98,7 @@ func commands() []*command {
 			"Any number may run at once: each tick is enqueued once.", runScheduler},
 		{"web", "[--shutdown-timeout DURATION]", "Serve the HTTP API (/v1), the operators' UI (/monitor/), /healthz, /readyz and /metrics on CREDITD_HTTP_ADDR until SIGTERM.\nNeeds DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runWeb},
 		{"token create", "ORG --role member|admin [--json]", "Make an org API token and print it once (only its hash is stored). Members record usage, hold credits and read; admins may also change billing.", runTokenCreate},
+		{"load", "[--events N] [--orgs K] [--mode single|batch] [--batch-size B] [--rate R] [--producers P] [--noop-baseline] [--worker-pid PID] [--json]", loadHelp, runLoad},
 		{"config check", "", "Validate the environment configuration and the catalog without starting anything.", runConfigCheck},
 		{"help", "[COMMAND]", "Print usage, or a command's help.", runHelp},
 	}

@@ -43,6 +43,7 @@ func TestCLI(t *testing.T) {
 		{"VerifyDetectsCorruptBalance", testVerifyDetectsCorruptBalance},
 		{"UsageAndEnvironment", testUsageAndEnvironment},
 		{"Worker", testWorker},
+		{"Load", testLoad},
 		{"TokenAndWeb", testTokenAndWeb},
 		{"RedisRestart", testRedisRestart},
 		{"OperatorsUI", testOperatorsUI},
