@@ -76,6 +76,27 @@ func testCycle(t *testing.T, c *cli) {
 	if sum.Cycles != 0 || sum.Granted != "0.000" {
 		t.Fatalf("second run = %+v, want nothing to do", sum)
 	}
+	// Enterprise terms per org, and a plan change from the next cycle on.
+	c.ok("org", "create", "ent", "--plan", "enterprise", "--anchor", current, "--monthly-credits", "250",
+		"--rollover-months", "1", "--rollover-cap", "100")
+	c.json(0, &sum, "cycle", "--at", now.Add(2*time.Second).Format(time.RFC3339Nano), "--json")
+	if sum.Cycles != 1 || sum.Granted != "250.000" {
+		t.Fatalf("enterprise org's first cycle = %+v, want 250 granted", sum)
+	}
+	if out := c.ok("org", "set", "old", "--plan", "standard"); !strings.Contains(out, "takes effect at its next cycle") {
+		t.Fatalf("org set printed %q", out)
+	}
+	next := time.Date(now.Year(), now.Month()+1, 1, 1, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	if out := c.ok("cycle", "--at", next, "--dry-run"); !strings.Contains(out, "(standard): grant 1000.000") ||
+		!strings.Contains(out, "ent: cycle") || !strings.Contains(out, "(enterprise): grant 250.000") {
+		t.Fatalf("dry run of next month = %q, want old on standard (1000) and ent's 250", out)
+	}
+	if r := c.run("org", "set", "old"); r.code != 2 || !strings.Contains(r.stderr, "nothing to change") {
+		t.Fatalf("org set without a change: exit %d, %s", r.code, r.stderr)
+	}
+	if r := c.run("org", "set", "old", "--rollover-months", "1.5"); r.code != 2 || !strings.Contains(r.stderr, "rollover_months") {
+		t.Fatalf("org set with a fractional rollover: exit %d, %s", r.code, r.stderr)
+	}
 	if r := c.run("cycle", "--at", "2099-01-01T00:00:00Z"); r.code != 2 || !strings.Contains(r.stderr, "at:") {
 		t.Fatalf("cycle in the future: exit %d, %s; want 2 naming at", r.code, r.stderr)
 	}

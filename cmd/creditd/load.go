@@ -135,7 +135,9 @@ func runLoad(a *app, c *command, args []string) error {
 	fs := newFlagSet(c)
 	events := fs.Int("events", 10000, "usage events to record")
 	orgs := fs.Int("orgs", 100, "orgs to spread them over (created for the run)")
-	mode := fs.String("mode", "single", "single: one event per task (Client.RecordUsage); batch: --batch-size events per task (Client.RecordUsageBatch)")
+	mode := fs.String("mode", "single", "single: one event per task (Client.RecordUsage); batch: --batch-size events per task (Client.RecordUsageBatch);\n"+
+		"cycles: a month boundary (expiry, rollover, allocation) for --orgs orgs through the sweeps, timed")
+	plan := fs.String("plan", "professional", "cycles mode: the orgs' plan")
 	batch := fs.Int("batch-size", jobs.MaxBatchEvents, "events per task in batch mode")
 	group := fs.String("group", "org", "batch mode: org (each batch holds the events of as few orgs as possible) or spread (events round-robin over the orgs)")
 	rate := fs.Int("rate", 0, "events per second to enqueue; 0 = as fast as possible")
@@ -150,6 +152,13 @@ func runLoad(a *app, c *command, args []string) error {
 	asJSON := jsonFlag(fs)
 	if _, err := a.parse(c, fs, args); err != nil {
 		return err
+	}
+	cycles := false
+	if *mode == "cycles" {
+		// Events, rates and batches do not apply: the orgs are the load.
+		*events, *batch = max(*events, *orgs), 1
+		*mode = "single"
+		cycles = true
 	}
 	cfg := loadConfig{events: *events, orgs: *orgs, batch: *batch, producers: *producers, rate: *rate,
 		mode: *mode, group: *group, prefix: *prefix, noop: *noop, workerPID: *workerPID,
@@ -191,6 +200,24 @@ func runLoad(a *app, c *command, args []string) error {
 	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
 	defer cancel()
 	r := &loadRun{a: a, cfg: cfg, redis: redisOpt}
+	if cycles {
+		if _, ok := a.ledger.Catalog().Plan(*plan); !ok {
+			return invalid("plan", "unknown plan %q", *plan)
+		}
+		sum, err := r.loadCycles(ctx, *plan)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return a.printJSON(sum)
+		}
+		a.printf("cycles: %d orgs on %s, month boundary through the queue in %.2fs = %.0f orgs/s (setup %.1fs); %s granted, %s carried, %s expired\n",
+			sum.Orgs, sum.Plan, sum.Seconds, sum.OrgsPerSecond, sum.SetupSeconds, sum.Cycle.Granted, sum.Cycle.Carried, sum.Cycle.Expired)
+		if sum.WorkerRSS != nil {
+			a.printf("worker RSS: start %d KiB, peak %d KiB, end %d KiB\n", sum.WorkerRSS.StartKiB, sum.WorkerRSS.PeakKiB, sum.WorkerRSS.EndKiB)
+		}
+		return nil
+	}
 	sum, err := r.run(ctx)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && a.ctx.Err() == nil {

@@ -21,6 +21,15 @@ const redisDBLoad = 10
 func testLoad(t *testing.T, c *cli) {
 	c.startWorker(redisDBLoad)
 	const events, orgs = 2000, 20
+	// Cycles mode first, while its orgs are the only ones due: a month
+	// boundary for 300 orgs through the sweeps.
+	var cyc cyclesLoadSummary
+	c.json(0, &cyc, "load", "--mode", "cycles", "--orgs", "300", "--org-prefix", "lt-cycles", "--json", "--timeout", "50s")
+	// Professional: last month's 5,000 roll over, this month's 5,000 are granted.
+	if cyc.Orgs != 300 || cyc.Cycle.Cycles != 300 || cyc.Cycle.Granted.String() != "1500000.000" ||
+		cyc.Cycle.Carried.String() != "1500000.000" || len(cyc.Cycle.Failed) != 0 || cyc.OrgsPerSecond <= 0 {
+		t.Errorf("cycles: summary %+v, want 300 orgs each granted and carrying 5,000", cyc)
+	}
 	for _, tc := range []struct {
 		prefix string
 		args   []string

@@ -67,8 +67,11 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		{"migrate", "", "Create or upgrade the schema (idempotent).", runMigrate},
-		{"org create", "ORG --plan PLAN [--anchor TIME] [--tz ZONE] [--policy debt|reject] [--email ADDR]... [--currency CUR] [--monthly-cap AMOUNT] [--json]",
+		{"org create", "ORG --plan PLAN [--anchor TIME] [--tz ZONE] [--policy debt|reject] [--email ADDR]... [--currency CUR] [--monthly-cap AMOUNT]\n" +
+			"    [--monthly-credits A] [--rollover-months M] [--rollover-cap A] [--included-runs N] [--json]",
 			"Create an org with a zero balance. Creating it again with the same settings changes nothing.", runOrgCreate},
+		{"org set", "ORG [--plan PLAN] [--anchor TIME] [--tz ZONE] [--monthly-credits A] [--rollover-months M] [--rollover-cap A] [--included-runs N] [--clear-overrides] [--json]",
+			"Change an org's plan, per-org terms or billing anchor from its next cycle on; the current cycle keeps its terms.", runOrgSet},
 		{"org show", "ORG [--json]", "Print an org's settings and current balance.", runOrgShow},
 		{"grant", "ORG AMOUNT --source purchase|promo|adjustment --key KEY [--expires TIME] [--json]",
 			"Add credits in a new lot; debt is repaid first. The key makes it happen once.", runGrant},

@@ -19,6 +19,7 @@ func runOrgCreate(a *app, c *command, args []string) error {
 	fs.Var(&emails, "email", "an admin's email address for alerts; repeat for more")
 	currency := fs.String("currency", "", "ISO 4217 currency (default: the catalog's)")
 	monthlyCap := fs.String("monthly-cap", "", "credits the org may use per cycle (default: no cap)")
+	terms := addTermFlags(fs)
 	asJSON := jsonFlag(fs)
 	pos, err := a.parse(c, fs, args, "org")
 	if err != nil {
@@ -41,6 +42,13 @@ func runOrgCreate(a *app, c *command, args []string) error {
 			return err
 		}
 		req.MonthlyCap = &v
+	}
+	overrides, err := terms.overrides()
+	if err != nil {
+		return err
+	}
+	if overrides != nil {
+		req.Overrides = *overrides
 	}
 	if err := a.connect(); err != nil {
 		return err
