@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/creditd/creditd/config"
 )
@@ -102,13 +101,7 @@ func testLoad(t *testing.T, c *cli) {
 // queryRow runs a query on the case's database and scans its one row.
 func (c *cli) queryRow(sql string, args []any, dest ...any) {
 	c.t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, c.url)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
+	if err := c.conn().QueryRow(context.Background(), sql, args...).Scan(dest...); err != nil {
 		c.t.Fatalf("%s: %v", sql, err)
 	}
 }

@@ -62,6 +62,7 @@ type cli struct {
 	bin string
 	url string
 	env []string
+	db  *pgx.Conn // see conn
 }
 
 func newCLI(t *testing.T, bin string) *cli {
@@ -140,16 +141,27 @@ func (c *cli) json(want int, v any, args ...string) {
 	}
 }
 
-// exec runs SQL on the test's database directly, bypassing the ledger.
-func (c *cli) exec(sql string, args ...any) {
+// conn is the case's connection to its database, opened on first use and
+// closed when the case ends. A case uses it from one goroutine at a time.
+func (c *cli) conn() *pgx.Conn {
 	c.t.Helper()
+	if c.db != nil {
+		return c.db
+	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.url)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+	c.t.Cleanup(func() { conn.Close(ctx) })
+	c.db = conn
+	return conn
+}
+
+// exec runs SQL on the test's database directly, bypassing the ledger.
+func (c *cli) exec(sql string, args ...any) {
+	c.t.Helper()
+	if _, err := c.conn().Exec(context.Background(), sql, args...); err != nil {
 		c.t.Fatalf("%s: %v", sql, err)
 	}
 }
@@ -158,14 +170,8 @@ func (c *cli) exec(sql string, args ...any) {
 // changes with any write.
 func (c *cli) rowCounts() string {
 	c.t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, c.url)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var counts []int64
-	err = conn.QueryRow(ctx, `SELECT ARRAY[
+	err := c.conn().QueryRow(context.Background(), `SELECT ARRAY[
 		(SELECT count(*) FROM orgs), (SELECT count(*) FROM balances), (SELECT count(*) FROM lots),
 		(SELECT count(*) FROM operations), (SELECT count(*) FROM entries), (SELECT count(*) FROM usage_events),
 		(SELECT count(*) FROM cycle_usage), (SELECT count(*) FROM limits), (SELECT count(*) FROM holds),
