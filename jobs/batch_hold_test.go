@@ -234,3 +234,38 @@ func TestHolds(t *testing.T) {
 	}
 	w.verify(t)
 }
+
+// TestClient_DuplicateIDs enqueues with no worker running, so every task
+// stays in Redis: the same request again is a harmless duplicate, another
+// payload under the same id is a conflict, and an archived task of that id
+// is replaced by the new request.
+func TestClient_DuplicateIDs(t *testing.T) {
+	ctx := context.Background()
+	redisOpt := testRedis(t)
+	client := jobs.NewClient(redisOpt)
+	defer client.Close()
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	one, two := jobs.WithAmount(credits.MustParse("1")), jobs.WithAmount(credits.MustParse("2"))
+
+	if err := client.RecordUsage(ctx, "o1", "e1", one); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.RecordUsage(ctx, "o1", "e1", one); err != nil {
+		t.Fatalf("the same event again: %v, want a harmless duplicate", err)
+	}
+	if err := client.RecordUsage(ctx, "o1", "e1", two); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("the same event id with another amount: %v, want a conflict", err)
+	}
+	id := jobs.UsageTaskID("o1", "e1")
+	if err := insp.ArchiveTask(jobs.QueueUsage, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.RecordUsage(ctx, "o1", "e1", two); err != nil {
+		t.Fatalf("after the first was archived: %v, want the new request enqueued", err)
+	}
+	info, err := insp.GetTaskInfo(jobs.QueueUsage, id)
+	if err != nil || info.State != asynq.TaskStatePending || !strings.Contains(string(info.Payload), `"amount":"2.000"`) {
+		t.Fatalf("task = %+v, %v; want the new request pending", info, err)
+	}
+}

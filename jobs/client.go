@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/credits"
 )
 
@@ -54,8 +56,10 @@ func WithOccurredAt(t time.Time) UsageOption {
 }
 
 // RecordUsage enqueues one usage event. Enqueueing the same event again is
-// harmless: while the first is still queued Redis refuses the duplicate
-// (reported here as success), and afterwards the ledger ignores the replay.
+// harmless: while the first is still in Redis the duplicate is not enqueued
+// (and reported as success), and afterwards the ledger ignores the replay.
+// The same event id with other content while the first is still in Redis is
+// ledger.ErrConflict; an archived task of the same id is replaced.
 func (c *Client) RecordUsage(ctx context.Context, orgID, eventID string, opts ...UsageOption) error {
 	p := UsagePayload{Version: UsagePayloadVersion, OrgID: orgID, EventID: eventID}
 	for _, o := range opts {
@@ -70,8 +74,42 @@ func (c *Client) EnqueueUsage(ctx context.Context, p UsagePayload) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.asynq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err := c.enqueue(ctx, task, QueueUsage, UsageTaskID(p.OrgID, p.EventID)); err != nil {
 		return fmt.Errorf("enqueue usage %s/%s: %w", p.OrgID, p.EventID, err)
 	}
 	return nil
+}
+
+// enqueue enqueues task (whose id is id, on queue). A task with that id may
+// be in Redis already: asynq keeps ids while a task waits, retries, is
+// archived or is retained after completion.
+//   - The same payload, not archived: a duplicate, fine; nothing is enqueued.
+//   - Another payload: ledger.ErrConflict (the caller changed a request it had
+//     sent; the first one is still to be applied, or was).
+//   - Archived (refused for good, for its own reason): this request replaces
+//     it, since nothing would ever apply it otherwise. The refusal stays in
+//     the worker's log and metrics.
+func (c *Client) enqueue(ctx context.Context, task *asynq.Task, queue, id string) error {
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		_, err := c.asynq.EnqueueContext(ctx, task)
+		if err == nil || !errors.Is(err, asynq.ErrTaskIDConflict) || attempt == attempts {
+			return err
+		}
+		info, err := c.inspector.GetTaskInfo(queue, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound):
+			continue // it completed and was deleted meanwhile: enqueue again
+		case err != nil:
+			return fmt.Errorf("task %s exists already and cannot be read: %w", id, err)
+		case info.State == asynq.TaskStateArchived:
+			if err := c.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				return fmt.Errorf("replace archived task %s: %w", id, err)
+			}
+			continue
+		case !bytes.Equal(info.Payload, task.Payload()):
+			return fmt.Errorf("%w: task %s exists already with another payload", ledger.ErrConflict, id)
+		}
+		return nil
+	}
 }

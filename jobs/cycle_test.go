@@ -221,6 +221,7 @@ func TestScheduler_CatchUp(t *testing.T) {
 	r.clock.Set(time.Date(2026, 2, 2, 12, 0, 0, 0, time.UTC))
 	restarted := r.scheduler()
 	restarted.Start()
+	<-restarted.Ready()
 	restarted.Stop()
 	r.drain()
 

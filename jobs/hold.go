@@ -221,9 +221,9 @@ func (c *Client) hold(ctx context.Context, typ string, p HoldPayload) (ledger.Ho
 	if err != nil {
 		return ledger.HoldResult{}, err
 	}
-	// A conflict means the same operation is queued or done already: its
-	// answer is the one to wait for.
-	if _, err := c.asynq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	// The same operation queued or done already (within the retention) is
+	// not enqueued again: its answer is the one to wait for.
+	if err := c.enqueue(ctx, task, QueueUsage, HoldTaskID(typ, p.OrgID, p.HoldID)); err != nil {
 		return ledger.HoldResult{}, fmt.Errorf("enqueue %s %s/%s: %w", typ, p.OrgID, p.HoldID, err)
 	}
 	info, err := c.Wait(ctx, QueueUsage, HoldTaskID(typ, p.OrgID, p.HoldID))
@@ -236,6 +236,11 @@ func (c *Client) hold(ctx context.Context, typ string, p HoldPayload) (ledger.Ho
 	}
 	switch {
 	case out.Error == holdErrInsufficient:
+		// Not a lasting answer: once credits are added the same reservation
+		// may succeed, so the retained task must not answer for it again.
+		if err := c.inspector.DeleteTask(QueueUsage, HoldTaskID(typ, p.OrgID, p.HoldID)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return ledger.HoldResult{}, fmt.Errorf("%s %s/%s: %w (and forgetting the answer failed: %v)", typ, p.OrgID, p.HoldID, ledger.ErrInsufficientCredits, err)
+		}
 		return ledger.HoldResult{}, fmt.Errorf("%s %s/%s: %w", typ, p.OrgID, p.HoldID, ledger.ErrInsufficientCredits)
 	case out.Error != "" || out.Hold == nil:
 		return ledger.HoldResult{}, fmt.Errorf("%s %s/%s: unexpected result %q", typ, p.OrgID, p.HoldID, info.Result)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -30,6 +31,10 @@ type Scheduler struct {
 	log      *slog.Logger
 	schedule config.Schedule
 	cron     *cron.Cron
+	ctx      context.Context // ends with Stop, so no tick outlives it
+	cancel   context.CancelFunc
+	first    sync.WaitGroup // the ticks of Start
+	ready    chan struct{}  // closed when the ticks of Start are done
 }
 
 // NewScheduler checks the schedule and prepares the cron table; start it with
@@ -42,6 +47,8 @@ func NewScheduler(client *Client, schedule config.Schedule, clock ledger.Clock, 
 		log = slog.Default()
 	}
 	s := &Scheduler{client: client, clock: clock, log: log, schedule: schedule, cron: cron.New(cron.WithLocation(time.UTC))}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ready = make(chan struct{})
 	for _, job := range schedule.Jobs() {
 		if _, ok := jobKinds[job]; !ok {
 			return nil, fmt.Errorf("schedule: unknown job %q", job)
@@ -54,21 +61,35 @@ func NewScheduler(client *Client, schedule config.Schedule, clock ledger.Clock, 
 	return s, nil
 }
 
-// Start ticks every job once at once (so a restarted scheduler catches up
-// without waiting for the next tick), then runs the cron table.
+// Start ticks every job once at once, in the background (so a restarted
+// scheduler catches up without waiting for the next tick, and a Redis that
+// is down does not hold up the process), then runs the cron table.
 func (s *Scheduler) Start() {
-	for _, job := range s.schedule.Jobs() {
-		s.tick(job)
-	}
+	s.first.Add(1)
+	go func() {
+		defer s.first.Done()
+		defer close(s.ready)
+		for _, job := range s.schedule.Jobs() {
+			s.tick(job)
+		}
+	}()
 	s.cron.Start()
 }
 
-// Stop stops the table and waits for a tick in progress.
-func (s *Scheduler) Stop() { <-s.cron.Stop().Done() }
+// Ready is closed once the ticks of Start have been enqueued (or have
+// failed, which the log says).
+func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
+
+// Stop stops the table, ends ticks in progress and waits for them.
+func (s *Scheduler) Stop() {
+	s.cancel()
+	<-s.cron.Stop().Done()
+	s.first.Wait()
+}
 
 func (s *Scheduler) tick(job string) {
 	at := s.clock.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	if err := s.Tick(ctx, job, at); err != nil {
 		// The next tick sweeps whatever this one would have.

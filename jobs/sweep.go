@@ -38,10 +38,15 @@ const (
 // (and their results) in Redis: a second scheduler's tick in the same minute
 // finds the first one's task and enqueues nothing, and `creditd cycle` reads
 // the results.
+// A page is kept longer than its sweep: the sweep's hour starts only when it
+// has enqueued its last page, and its result names the first one too.
 const (
 	SweepRetention   = time.Hour
-	AdvanceRetention = time.Hour
+	AdvanceRetention = SweepRetention + sweepTimeout
 )
+
+// sweepTimeout bounds one sweep's run.
+const sweepTimeout = 10 * time.Minute
 
 // DefaultSweepPage is the number of orgs per cycle:advance task: large enough
 // that a page is a few set-based statements, small enough that one
@@ -139,7 +144,7 @@ func NewSweepTask(kind ledger.DueKind, at time.Time) (*asynq.Task, error) {
 		return nil, fmt.Errorf("sweep payload: %w", err)
 	}
 	return asynq.NewTask(TypeSweep, data, asynq.Queue(QueueSweeps), asynq.TaskID(SweepTaskID(kind, at)),
-		asynq.MaxRetry(10), asynq.Timeout(10*time.Minute), asynq.Retention(SweepRetention)), nil
+		asynq.MaxRetry(10), asynq.Timeout(sweepTimeout), asynq.Retention(SweepRetention)), nil
 }
 
 // newAdvanceTask builds the task of one page; its id is derived from the
@@ -163,10 +168,11 @@ func (c *Client) Sweep(ctx context.Context, kind ledger.DueKind, at time.Time) (
 	if err != nil {
 		return "", err
 	}
-	if _, err := c.asynq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	id := SweepTaskID(kind, at.UTC().Truncate(time.Microsecond))
+	if err := c.enqueue(ctx, task, QueueSweeps, id); err != nil {
 		return "", fmt.Errorf("enqueue sweep %s: %w", kind, err)
 	}
-	return SweepTaskID(kind, at.UTC().Truncate(time.Microsecond)), nil
+	return id, nil
 }
 
 // enqueuer is what a sweep needs of the queue.
@@ -250,10 +256,16 @@ func (h *AdvanceHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		reports, err = h.Ledger.AdvanceCycles(ctx, tx, p.Orgs, p.At)
 		return err
 	})
-	if err != nil {
-		if isPermanent(err) {
-			return permanent(payloadError(err))
-		}
+	var v *ledger.ValidationError
+	switch {
+	case err == nil:
+	case errors.As(err, &v) && v.Field == "at":
+		// The page's instant is ahead of this worker's clock (the scheduler's
+		// clock runs fast): time fixes that, so retry rather than archive.
+		return fmt.Errorf("advance %d orgs: %w", len(p.Orgs), err)
+	case isPermanent(err):
+		return permanent(payloadError(err))
+	default:
 		return fmt.Errorf("advance %d orgs: %w", len(p.Orgs), err)
 	}
 	res := AdvanceResult{Orgs: len(reports)}

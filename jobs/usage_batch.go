@@ -103,13 +103,18 @@ func NewUsageBatchTask(p UsageBatchPayload) (*asynq.Task, error) {
 	if len(data) > MaxBatchPayloadBytes {
 		return nil, &PayloadError{Field: "payload", Reason: fmt.Sprintf("larger than %d bytes", MaxBatchPayloadBytes)}
 	}
-	sum := sha256.Sum256(data)
 	return asynq.NewTask(TypeUsageBatch, data,
 		asynq.Queue(QueueUsage),
-		asynq.TaskID("usage-batch:"+hex.EncodeToString(sum[:16])),
+		asynq.TaskID(UsageBatchTaskID(data)),
 		asynq.MaxRetry(25),
 		asynq.Timeout(2*time.Minute),
 	), nil
+}
+
+// UsageBatchTaskID is the task id of a batch payload: a hash of it.
+func UsageBatchTaskID(payload []byte) string {
+	sum := sha256.Sum256(payload)
+	return "usage-batch:" + hex.EncodeToString(sum[:16])
 }
 
 // RecordUsageBatch validates events (up to MaxBatchEvents, of any orgs) and
@@ -120,7 +125,7 @@ func (c *Client) RecordUsageBatch(ctx context.Context, events []UsagePayload) er
 	if err != nil {
 		return err
 	}
-	if _, err := c.asynq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err := c.enqueue(ctx, task, QueueUsage, UsageBatchTaskID(task.Payload())); err != nil {
 		return fmt.Errorf("enqueue usage batch of %d events: %w", len(events), err)
 	}
 	return nil

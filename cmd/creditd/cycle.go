@@ -26,6 +26,8 @@ type cycleSummary struct {
 	HoldsReleased int               `json:"holds_released"`
 	Behind        []string          `json:"behind"`
 	Failed        []jobs.OrgFailure `json:"failed"`
+	// Partial: a sweep stopped at jobs.MaxSweepPages; more orgs are due.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // cyclePreview is `creditd cycle --dry-run --json`.
@@ -89,7 +91,10 @@ func runCycle(a *app, c *command, args []string) error {
 		a.printf("cycle work as of %s: %d orgs, %d cycles started, %s granted, %s carried over, %s expired, %d holds released\n",
 			at.Format(time.RFC3339), sum.Orgs, sum.Cycles, sum.Granted, sum.Carried, sum.Expired, sum.HoldsReleased)
 		for _, org := range sum.Behind {
-			a.printf("  %s: more cycles are due than one run performs; run again\n", org)
+			a.printf("  %s: more cycles are due than one run performs; run again as of a later instant\n", org)
+		}
+		if sum.Partial {
+			a.printf("  more orgs are due than one sweep fans out (%d pages); run again as of a later instant\n", jobs.MaxSweepPages)
 		}
 		for _, f := range sum.Failed {
 			a.printf("  %s: not advanced: %s\n", f.OrgID, f.Error)
@@ -116,6 +121,7 @@ func runSweeps(ctx context.Context, client *jobs.Client, at time.Time) (cycleSum
 			return sum, err
 		}
 		pages = append(pages, res.Tasks...)
+		sum.Partial = sum.Partial || res.Partial
 	}
 	slices.Sort(pages)
 	for _, id := range slices.Compact(pages) {
