@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -262,3 +263,43 @@ func TestScheduler_CatchUp(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestAdvance_LargePage: a page of the default size whose org ids are as
+// long as ids may be is more than a single event's payload bound; it must
+// still be advanced, not archived as oversized.
+func TestAdvance_LargePage(t *testing.T) {
+	t.Parallel()
+	pool := ledgertest.NewPool(t)
+	l := ledger.New(config.DefaultCatalog(), nil)
+	orgs := make([]string, jobs.DefaultSweepPage)
+	for i := range orgs {
+		orgs[i] = fmt.Sprintf("%0128d", i)
+	}
+	ctx := context.Background()
+	err := ledger.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		for _, id := range orgs {
+			if _, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: id, Plan: "free"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(jobs.AdvancePayload{Version: jobs.AdvancePayloadVersion, At: time.Now().UTC(), Orgs: orgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) <= jobs.MaxPayloadBytes {
+		t.Fatalf("payload of %d bytes does not exceed the single-event bound; the test proves nothing", len(data))
+	}
+	h := &jobs.AdvanceHandler{Ledger: l, DB: pool}
+	if err := h.ProcessTask(ctx, asynq.NewTask(jobs.TypeAdvance, data)); err != nil {
+		t.Fatalf("a full page of long org ids: %v", err)
+	}
+	b, err := l.Balance(ctx, pool, orgs[len(orgs)-1])
+	if err != nil || b.Available != credits.MustParse("100") {
+		t.Fatalf("last org's balance = %+v, %v; want its free allocation of 100", b, err)
+	}
+}

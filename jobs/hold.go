@@ -121,9 +121,9 @@ func NewHoldTask(typ string, p HoldPayload) (*asynq.Task, error) {
 	if err := p.validate(typ); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(p)
+	data, err := encodePayload(p, MaxPayloadBytes)
 	if err != nil {
-		return nil, fmt.Errorf("hold payload: %w", err)
+		return nil, err
 	}
 	return asynq.NewTask(typ, data,
 		asynq.Queue(QueueUsage),
@@ -178,15 +178,8 @@ func (h *HoldHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	case err != nil:
 		return fmt.Errorf("%s %s/%s: %w", t.Type(), p.OrgID, p.HoldID, err)
 	}
-	data, err := json.Marshal(out)
-	if err != nil {
-		return fmt.Errorf("hold result: %w", err)
-	}
-	if _, err := t.ResultWriter().Write(data); err != nil {
-		// The ledger has the answer; the retry replays it and writes it again.
-		return fmt.Errorf("write hold result: %w", err)
-	}
-	return nil
+	// If the write fails the retry replays the ledger's answer and writes it.
+	return writeResult(t, out)
 }
 
 // Reserve sets amount credits aside for ttl under holdID and waits for the

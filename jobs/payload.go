@@ -65,5 +65,17 @@ func decodeError(err error) error {
 	return &PayloadError{Field: "payload", Reason: msg}
 }
 
+// encodePayload marshals a task payload and refuses one over limit bytes.
+func encodePayload(v any, limit int) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode payload: %w", err)
+	}
+	if len(data) > limit {
+		return nil, &PayloadError{Field: "payload", Reason: fmt.Sprintf("larger than %d bytes", limit)}
+	}
+	return data, nil
+}
+
 // permanent wraps an error so asynq archives the task instead of retrying.
 func permanent(err error) error { return fmt.Errorf("%w: %w", err, asynq.SkipRetry) }

@@ -90,6 +90,18 @@ type AdvanceResult struct {
 	Failed   []OrgFailure    `json:"failed,omitempty"`
 }
 
+// Add sums o into r: the results of several pages.
+func (r *AdvanceResult) Add(o AdvanceResult) {
+	r.Orgs += o.Orgs
+	r.Cycles += o.Cycles
+	r.Granted += o.Granted
+	r.Expired += o.Expired
+	r.Carried += o.Carried
+	r.Released += o.Released
+	r.Behind = append(r.Behind, o.Behind...)
+	r.Failed = append(r.Failed, o.Failed...)
+}
+
 // OrgFailure is an org the ledger could not advance (its plan is missing
 // from the catalog, say); it stays due and the other orgs advance.
 type OrgFailure struct {
@@ -139,9 +151,9 @@ func NewSweepTask(kind ledger.DueKind, at time.Time) (*asynq.Task, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(p)
+	data, err := encodePayload(p, MaxPayloadBytes)
 	if err != nil {
-		return nil, fmt.Errorf("sweep payload: %w", err)
+		return nil, err
 	}
 	return asynq.NewTask(TypeSweep, data, asynq.Queue(QueueSweeps), asynq.TaskID(SweepTaskID(kind, at)),
 		asynq.MaxRetry(10), asynq.Timeout(sweepTimeout), asynq.Retention(SweepRetention)), nil
@@ -151,9 +163,10 @@ func NewSweepTask(kind ledger.DueKind, at time.Time) (*asynq.Task, error) {
 // instant and the orgs, so a retried sweep that finds the same page again
 // enqueues nothing new.
 func newAdvanceTask(kind ledger.DueKind, p AdvancePayload) (task *asynq.Task, id string, err error) {
-	data, err := json.Marshal(p)
+	// A page of MaxCyclePage org ids fits in the batch bound.
+	data, err := encodePayload(p, MaxBatchPayloadBytes)
 	if err != nil {
-		return nil, "", fmt.Errorf("advance payload: %w", err)
+		return nil, "", err
 	}
 	sum := sha256.Sum256([]byte(strings.Join(p.Orgs, "\n")))
 	id = "advance:" + string(kind) + ":" + p.At.UTC().Format(time.RFC3339Nano) + ":" + hex.EncodeToString(sum[:12])
@@ -245,7 +258,9 @@ type AdvanceHandler struct {
 // page.
 func (h *AdvanceHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var p AdvancePayload
-	if err := decodeStrict(t.Payload(), &p); err != nil {
+	// A page may name MaxCyclePage orgs of up to 128 characters each: more
+	// than a single event's bound, within a batch's.
+	if err := decodeStrictN(t.Payload(), &p, MaxBatchPayloadBytes); err != nil {
 		return permanent(err)
 	}
 	if err := p.validate(); err != nil {

@@ -80,12 +80,9 @@ func NewUsageTask(p UsagePayload) (*asynq.Task, error) {
 	if _, err := p.Event(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(p)
+	data, err := encodePayload(p, MaxPayloadBytes)
 	if err != nil {
-		return nil, fmt.Errorf("usage payload: %w", err)
-	}
-	if len(data) > MaxPayloadBytes {
-		return nil, &PayloadError{Field: "payload", Reason: fmt.Sprintf("larger than %d bytes", MaxPayloadBytes)}
+		return nil, err
 	}
 	return asynq.NewTask(TypeUsage, data,
 		asynq.Queue(QueueUsage),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -96,12 +95,9 @@ func NewUsageBatchTask(p UsageBatchPayload) (*asynq.Task, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(p)
+	data, err := encodePayload(p, MaxBatchPayloadBytes)
 	if err != nil {
-		return nil, fmt.Errorf("usage batch payload: %w", err)
-	}
-	if len(data) > MaxBatchPayloadBytes {
-		return nil, &PayloadError{Field: "payload", Reason: fmt.Sprintf("larger than %d bytes", MaxBatchPayloadBytes)}
+		return nil, err
 	}
 	return asynq.NewTask(TypeUsageBatch, data,
 		asynq.Queue(QueueUsage),

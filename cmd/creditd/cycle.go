@@ -9,23 +9,15 @@ import (
 
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
-	"github.com/creditd/creditd/ledger/credits"
 )
 
-// cycleSummary is `creditd cycle --json`: what the workers did. Orgs counts
-// org visits: an org with two kinds of work due (a cycle boundary and an
-// elapsed hold) is visited by both sweeps, and the second visit finds
-// nothing left to do.
+// cycleSummary is `creditd cycle --json`: what the workers did, the page
+// results summed. Orgs counts org visits: an org with two kinds of work due
+// (a cycle boundary and an elapsed hold) is visited by both sweeps, and the
+// second visit finds nothing left to do.
 type cycleSummary struct {
-	At            time.Time         `json:"at"`
-	Orgs          int               `json:"orgs"`
-	Cycles        int               `json:"cycles"`
-	Granted       credits.Credits   `json:"granted"`
-	Expired       credits.Credits   `json:"expired"`
-	Carried       credits.Credits   `json:"carried"`
-	HoldsReleased int               `json:"holds_released"`
-	Behind        []string          `json:"behind"`
-	Failed        []jobs.OrgFailure `json:"failed"`
+	At time.Time `json:"at"`
+	jobs.AdvanceResult
 	// Partial: a sweep stopped at jobs.MaxSweepPages; more orgs are due.
 	Partial bool `json:"partial,omitempty"`
 }
@@ -89,7 +81,7 @@ func runCycle(a *app, c *command, args []string) error {
 		}
 	} else {
 		a.printf("cycle work as of %s: %d orgs, %d cycles started, %s granted, %s carried over, %s expired, %d holds released\n",
-			at.Format(time.RFC3339), sum.Orgs, sum.Cycles, sum.Granted, sum.Carried, sum.Expired, sum.HoldsReleased)
+			at.Format(time.RFC3339), sum.Orgs, sum.Cycles, sum.Granted, sum.Carried, sum.Expired, sum.Released)
 		for _, org := range sum.Behind {
 			a.printf("  %s: more cycles are due than one run performs; run again as of a later instant\n", org)
 		}
@@ -109,7 +101,7 @@ func runCycle(a *app, c *command, args []string) error {
 // runSweeps enqueues the sweep of every kind of due work as of at, waits for
 // each and for the page tasks it fanned out, and sums their results.
 func runSweeps(ctx context.Context, client *jobs.Client, at time.Time) (cycleSummary, error) {
-	sum := cycleSummary{At: at, Behind: []string{}, Failed: []jobs.OrgFailure{}}
+	sum := cycleSummary{At: at}
 	var pages []string
 	for _, kind := range ledger.DueKinds {
 		id, err := client.Sweep(ctx, kind, at)
@@ -129,14 +121,7 @@ func runSweeps(ctx context.Context, client *jobs.Client, at time.Time) (cycleSum
 		if err := waitResult(ctx, client, id, &res); err != nil {
 			return sum, err
 		}
-		sum.Cycles += res.Cycles
-		sum.Granted += res.Granted
-		sum.Expired += res.Expired
-		sum.Carried += res.Carried
-		sum.HoldsReleased += res.Released
-		sum.Behind = append(sum.Behind, res.Behind...)
-		sum.Failed = append(sum.Failed, res.Failed...)
-		sum.Orgs += res.Orgs
+		sum.Add(res)
 	}
 	slices.Sort(sum.Behind)
 	sum.Behind = slices.Compact(sum.Behind)

@@ -73,11 +73,6 @@ func runUsage(a *app, c *command, args []string) error {
 		}
 		return err
 	}
-	// Pricing needs the catalog; an unknown feature is bad input, not a task
-	// for the worker to archive.
-	if err := ev.Validate(); err != nil {
-		return err
-	}
 	redisOpt, err := redisFromEnv(a.getenv)
 	if err != nil {
 		return err
@@ -85,6 +80,8 @@ func runUsage(a *app, c *command, args []string) error {
 	if err := a.connect(); err != nil {
 		return err
 	}
+	// Pricing needs the catalog; an unknown feature is bad input, not a task
+	// for the worker to archive.
 	if err := a.ledger.CheckFeature(ev); err != nil {
 		return err
 	}
