@@ -39,6 +39,8 @@ const (
 	EnvSMTPURL             = "SMTP_URL"
 	EnvSMTPFrom            = "SMTP_FROM"
 	EnvWebhookAllowPrivate = "CREDITD_WEBHOOK_ALLOW_PRIVATE"
+	EnvWebhookRequireHTTPS = "CREDITD_WEBHOOK_REQUIRE_HTTPS"
+	EnvLinkBase            = "CREDITD_LINK_BASE"
 )
 
 // Config is the process configuration from the environment (12-factor).
@@ -54,6 +56,8 @@ type Config struct {
 	SMTPURL             string // SMTP_URL smtp://user:pass@host:port or smtps://...
 	SMTPFrom            string // SMTP_FROM
 	WebhookAllowPrivate bool   // CREDITD_WEBHOOK_ALLOW_PRIVATE ("true"/"false"/"1"/"0"; anything else is an error)
+	WebhookRequireHTTPS bool   // CREDITD_WEBHOOK_REQUIRE_HTTPS, default true: alert webhooks must use https://
+	LinkBase            string // CREDITD_LINK_BASE: the host application's URL that alert messages link to (optional)
 }
 
 // EnvError is one problem with one environment variable. Its message never
@@ -81,22 +85,43 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		StripeAPIBase:       getenv(EnvStripeAPIBase),
 		SMTPURL:             getenv(EnvSMTPURL),
 		SMTPFrom:            getenv(EnvSMTPFrom),
+		LinkBase:            strings.TrimRight(getenv(EnvLinkBase), "/"),
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = DefaultHTTPAddr
 	}
 	var errs []error
-	switch v := getenv(EnvWebhookAllowPrivate); v {
-	case "", "false", "0":
-		c.WebhookAllowPrivate = false
-	case "true", "1":
-		c.WebhookAllowPrivate = true
-	default:
-		// A typo must not silently leave the guard on or off.
-		errs = append(errs, &EnvError{Var: EnvWebhookAllowPrivate, Reason: fmt.Sprintf("%q is not one of true, false, 1, 0", v)})
+	var err error
+	if c.WebhookAllowPrivate, c.WebhookRequireHTTPS, err = WebhookPolicyFromEnv(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, c.Validate())
 	return c, errors.Join(errs...)
+}
+
+// WebhookPolicyFromEnv reads only CREDITD_WEBHOOK_ALLOW_PRIVATE (default
+// false) and CREDITD_WEBHOOK_REQUIRE_HTTPS (default true), for the commands
+// that check a webhook URL the way the workers will deliver to it.
+func WebhookPolicyFromEnv(getenv func(string) string) (allowPrivate, requireHTTPS bool, err error) {
+	allowPrivate, err1 := envBool(getenv, EnvWebhookAllowPrivate, false)
+	requireHTTPS, err2 := envBool(getenv, EnvWebhookRequireHTTPS, true)
+	return allowPrivate, requireHTTPS, errors.Join(err1, err2)
+}
+
+// envBool reads a boolean variable: true, false, 1, 0, or unset for def. A
+// typo must not silently leave a guard on or off, so anything else is an
+// error.
+func envBool(getenv func(string) string, name string, def bool) (bool, error) {
+	switch v := getenv(name); v {
+	case "":
+		return def, nil
+	case "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	default:
+		return def, &EnvError{Var: name, Reason: fmt.Sprintf("%q is not one of true, false, 1, 0", v)}
+	}
 }
 
 // Validate reports every problem with c, joined with errors.Join; each is an
@@ -153,6 +178,12 @@ func (c Config) Validate() error {
 			bad(EnvSMTPFrom, "required when SMTP_URL is set")
 		}
 	}
+	if c.LinkBase != "" {
+		u, err := url.Parse(c.LinkBase)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(EnvLinkBase, "not an http:// or https:// URL")
+		}
+	}
 	if c.SMTPFrom != "" {
 		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
 			bad(EnvSMTPFrom, "not an email address: %v", err)
@@ -202,6 +233,8 @@ func (c Config) fields() []slog.Attr {
 		slog.String("smtp_url", redactURL(c.SMTPURL)),
 		slog.String("smtp_from", c.SMTPFrom),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+		slog.Bool("webhook_require_https", c.WebhookRequireHTTPS),
+		slog.String("link_base", c.LinkBase),
 	}
 }
 

@@ -32,6 +32,8 @@ func TestFromEnv_Defaults(t *testing.T) {
 		DatabaseURL: "postgres://creditd@localhost:5432/creditd?sslmode=disable",
 		RedisURL:    "redis://localhost:6379/0",
 		HTTPAddr:    "127.0.0.1:8080",
+		// Alert webhooks must use https unless an operator says otherwise.
+		WebhookRequireHTTPS: true,
 	}
 	if c != want {
 		t.Errorf("FromEnv = %#v, want %#v", c, want)

@@ -17,6 +17,7 @@ const (
 	JobCycles = "cycles" // cycle boundaries: expiry, rollover, allocation
 	JobLots   = "lots"   // lots whose expiry has passed
 	JobHolds  = "holds"  // holds whose time is up
+	JobAlerts = "alerts" // alert rules evaluated again: runway forecasts, and a safety net
 )
 
 // Schedule is the scheduler's table: a cron spec (robfig/cron's five fields,
@@ -25,11 +26,12 @@ const (
 // enqueue it once.
 type Schedule map[string]string
 
-// DefaultSchedule runs the cycle and expiry sweeps every five minutes and the
-// hold sweep every minute. Sweeps are level-triggered, so a late or missed
+// DefaultSchedule runs the cycle and expiry sweeps every five minutes, the
+// hold sweep every minute and the alert sweep every half hour (it visits every
+// org with rules; every write evaluates what it may cross already). Sweeps are level-triggered, so a late or missed
 // tick only delays work, and the next one catches up.
 func DefaultSchedule() Schedule {
-	return Schedule{JobCycles: "*/5 * * * *", JobLots: "*/5 * * * *", JobHolds: "* * * * *"}
+	return Schedule{JobCycles: "*/5 * * * *", JobLots: "*/5 * * * *", JobHolds: "* * * * *", JobAlerts: "*/30 * * * *"}
 }
 
 // Jobs returns the scheduled jobs in a fixed order.

@@ -18,6 +18,7 @@ var jobKinds = map[string]ledger.DueKind{
 	config.JobCycles: ledger.DueCycles,
 	config.JobLots:   ledger.DueLots,
 	config.JobHolds:  ledger.DueHolds,
+	config.JobAlerts: ledger.DueAlerts,
 }
 
 // Scheduler enqueues a sweep task on every tick of the schedule. It keeps no

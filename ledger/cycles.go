@@ -163,6 +163,8 @@ func (l *Ledger) advanceCycles(ctx context.Context, tx pgx.Tx, orgIDs []string, 
 	reports := make([]CycleReport, len(ids))
 	for i, id := range ids {
 		reports[i] = l.advance(states[id], now)
+		// Every sweep is also the alerts' safety net and the runway check.
+		states[id].alertsForce = true
 	}
 	if err := l.writeCycles(ctx, tx, states, ids); err != nil {
 		return nil, err
@@ -183,7 +185,7 @@ func (l *Ledger) writeCycles(ctx context.Context, tx pgx.Tx, states map[string]*
 			}
 		}
 	}
-	if err := persist(ctx, tx, states); err != nil {
+	if err := l.persist(ctx, tx, states); err != nil {
 		return fmt.Errorf("cycles: %w", err)
 	}
 	return nil

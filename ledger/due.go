@@ -21,10 +21,14 @@ const (
 	DueLots DueKind = "lots"
 	// DueHolds: orgs with an active hold whose time is up.
 	DueHolds DueKind = "holds"
+	// DueAlerts: orgs with alert rules, all of them: the sweep evaluates
+	// their rules again (the runway rule needs it; for the others it is a
+	// safety net, as every write evaluates what it may cross).
+	DueAlerts DueKind = "alerts"
 )
 
 // DueKinds are all kinds of due work.
-var DueKinds = []DueKind{DueCycles, DueLots, DueHolds}
+var DueKinds = []DueKind{DueCycles, DueLots, DueHolds, DueAlerts}
 
 // MaxDuePage bounds one page of due orgs.
 const MaxDuePage = 10000
@@ -65,6 +69,17 @@ ORDER BY next_expiry_at, org_id LIMIT $4`,
 SELECT org_id, expires_at FROM holds
 WHERE status = 'active' AND expires_at <= $1 AND (expires_at, org_id) > ($2::timestamptz, $3::text)
 ORDER BY expires_at, org_id LIMIT $4`,
+	// Orgs in id order (the cursor's instant stays zero): a loose index
+	// scan over the rules' primary key, one probe per org, however many
+	// rules each has.
+	DueAlerts: `
+WITH RECURSIVE o AS (
+    (SELECT org_id FROM alert_rules WHERE org_id > $1 ORDER BY org_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.org_id FROM alert_rules r WHERE r.org_id > o.org_id ORDER BY r.org_id LIMIT 1)
+    FROM o WHERE o.org_id IS NOT NULL
+)
+SELECT org_id, '0001-01-01T00:00:00Z'::timestamptz FROM o WHERE org_id IS NOT NULL LIMIT $2`,
 }
 
 // DueOrgs returns a page of the orgs that have work of the kind due at now,
@@ -75,14 +90,18 @@ ORDER BY expires_at, org_id LIMIT $4`,
 func (l *Ledger) DueOrgs(ctx context.Context, db DBTX, kind DueKind, now time.Time, after DueCursor, limit int) (DuePage, error) {
 	query, ok := dueSQL[kind]
 	if !ok {
-		return DuePage{}, invalid("kind", "must be cycles, lots or holds, not %q", kind)
+		return DuePage{}, invalid("kind", "must be cycles, lots, holds or alerts, not %q", kind)
 	}
 	if limit <= 0 || limit > MaxDuePage {
 		return DuePage{}, invalid("limit", "must be from 1 to %d", MaxDuePage)
 	}
 	// QueryExecModeExec plans each page with its own parameters (an unnamed
 	// statement), never with a generic plan cached while the table was small.
-	rows, err := db.Query(ctx, query, pgx.QueryExecModeExec, now.UTC(), after.At.UTC(), after.OrgID, limit)
+	args := []any{pgx.QueryExecModeExec, now.UTC(), after.At.UTC(), after.OrgID, limit}
+	if kind == DueAlerts {
+		args = []any{pgx.QueryExecModeExec, after.OrgID, limit}
+	}
+	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return DuePage{}, fmt.Errorf("due %s: %w", kind, mapError(err))
 	}

@@ -94,7 +94,7 @@ func (l *Ledger) Grant(ctx context.Context, tx pgx.Tx, g Grant) (GrantResult, er
 	}{g.Amount, g.Source, expires, g.PaymentID})
 	var res GrantResult
 	if found, err := s.replay(key, hash, &res); found {
-		return replayed(ctx, tx, states, res, err)
+		return replayed(ctx, l, tx, states, res, err)
 	}
 	if expires != nil && !expires.After(s.at) {
 		return GrantResult{}, invalid("expires", "%s is not in the future", expires.Format(time.RFC3339))
@@ -107,7 +107,7 @@ func (l *Ledger) Grant(ctx context.Context, tx pgx.Tx, g Grant) (GrantResult, er
 	}
 	res.LotID = lot.id
 	s.remember(key, "grant", hash, res)
-	if err := persist(ctx, tx, states); err != nil {
+	if err := l.persist(ctx, tx, states); err != nil {
 		return GrantResult{}, fmt.Errorf("grant: %w", err)
 	}
 	return res, nil

@@ -97,7 +97,7 @@ func (l *Ledger) Reserve(ctx context.Context, tx pgx.Tx, r Reservation) (HoldRes
 	}{r.Amount, r.TTL, r.Feature, r.Team, r.User})
 	var res HoldResult
 	if found, err := s.replay(key, hash, &res); found {
-		return replayed(ctx, tx, states, res, err)
+		return replayed(ctx, l, tx, states, res, err)
 	}
 	if s.holds[r.HoldID] != nil {
 		return HoldResult{}, fmt.Errorf("%w: hold %s exists already", ErrConflict, r.HoldID)
@@ -113,7 +113,7 @@ func (l *Ledger) Reserve(ctx context.Context, tx pgx.Tx, r Reservation) (HoldRes
 		team: opt(r.Team), user: opt(r.User)})
 	res = s.holdResult(h, 0)
 	s.remember(key, "hold", hash, res)
-	return res, persist(ctx, tx, states)
+	return res, l.persist(ctx, tx, states)
 }
 
 // Capture turns a hold into usage of amount credits, which may be more or
@@ -144,7 +144,7 @@ func (l *Ledger) Capture(ctx context.Context, tx pgx.Tx, orgID, holdID string, a
 	hash := hashRequest(struct{ Amount credits.Credits }{amount})
 	var res HoldResult
 	if found, err := s.replay(key, hash, &res); found {
-		return replayed(ctx, tx, states, res, err)
+		return replayed(ctx, l, tx, states, res, err)
 	}
 	s.releaseExpiredHolds()
 	h := s.holds[holdID]
@@ -174,7 +174,7 @@ func (l *Ledger) Capture(ctx context.Context, tx pgx.Tx, orgID, holdID string, a
 		balance: s.available})
 	res = s.holdResult(h, debt)
 	s.remember(key, "capture", hash, res)
-	return res, persist(ctx, tx, states)
+	return res, l.persist(ctx, tx, states)
 }
 
 // Release gives a hold's credits back without spending them. Releasing a
@@ -202,7 +202,7 @@ func (l *Ledger) Release(ctx context.Context, tx pgx.Tx, orgID, holdID string) (
 	case HoldCaptured:
 		return HoldResult{}, fmt.Errorf("%w: hold %s was captured", ErrConflict, holdID)
 	}
-	return s.holdResult(h, 0), persist(ctx, tx, states)
+	return s.holdResult(h, 0), l.persist(ctx, tx, states)
 }
 
 // Expired is what ExpireDue did to an org.
@@ -234,7 +234,7 @@ func (l *Ledger) ExpireDue(ctx context.Context, tx pgx.Tx, orgID string) (Expire
 		}
 	}
 	res.BalanceAfter = credits.Credits(s.available)
-	return res, persist(ctx, tx, states)
+	return res, l.persist(ctx, tx, states)
 }
 
 // releaseExpiredHolds releases the holds whose time is up, soonest first, so

@@ -155,6 +155,8 @@ type NewOrg struct {
 	MonthlyCap *credits.Credits
 	// Overrides set enterprise terms from the first cycle on.
 	Overrides Overrides
+	// NoDefaultAlerts creates the org without the catalog's alert rules.
+	NoDefaultAlerts bool
 }
 
 func (l *Ledger) normalizeOrg(o NewOrg, now time.Time) (Org, error) {
@@ -244,7 +246,7 @@ func (l *Ledger) CreateOrg(ctx context.Context, tx pgx.Tx, req NewOrg) (Org, err
 		return Org{}, mapError(fmt.Errorf("create org %s: %w", org.ID, err))
 	}
 	if tag.RowsAffected() == 1 {
-		return org, nil
+		return org, l.addDefaultAlerts(ctx, tx, org.ID, req.NoDefaultAlerts)
 	}
 	existing, err := l.GetOrg(ctx, tx, org.ID)
 	if err != nil {
@@ -258,6 +260,29 @@ func (l *Ledger) CreateOrg(ctx context.Context, tx pgx.Tx, req NewOrg) (Org, err
 		return Org{}, fmt.Errorf("%w: org %s already exists with other settings", ErrConflict, org.ID)
 	}
 	return existing, nil
+}
+
+// addDefaultAlerts gives a new org the catalog's rules and evaluates them
+// quietly: what already holds for a new org (a zero balance is below every
+// level) counts as fired, so the first alert comes with the first crossing.
+func (l *Ledger) addDefaultAlerts(ctx context.Context, tx pgx.Tx, orgID string, none bool) error {
+	if none {
+		return nil
+	}
+	states, err := l.load(ctx, tx, []string{orgID}, loadNeeds{})
+	if err != nil {
+		return err
+	}
+	var rows alertRuleColumns
+	for _, r := range l.defaultAlertRules(orgID) {
+		rows.add(r, "default", states[orgID].at)
+	}
+	if _, err := tx.Exec(ctx, insertAlertRuleSQL, rows.args()...); err != nil {
+		return mapError(fmt.Errorf("create org %s: alert rules: %w", orgID, err))
+	}
+	s := states[orgID]
+	s.alertsForce, s.alertsQuiet = true, true
+	return l.persist(ctx, tx, states)
 }
 
 func equalCap(a, b *credits.Credits) bool {

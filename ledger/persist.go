@@ -62,15 +62,18 @@ SET status = excluded.status, captured = excluded.captured, closed_at = excluded
 
 const updateBalancesSQL = `
 UPDATE balances SET available = u.available, held = u.held, debt = u.debt, last_at = u.last_at,
-                    next_expiry_at = u.next_expiry_at, next_cycle_at = u.next_cycle_at, cycles_done = u.cycles_done
+                    next_expiry_at = u.next_expiry_at, next_cycle_at = u.next_cycle_at, cycles_done = u.cycles_done,
+                    alert_fire = u.alert_fire, alert_rearm = u.alert_rearm, alert_usage = u.alert_usage
 FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
-            $8::int4[])
-     AS u(org_id, available, held, debt, last_at, next_expiry_at, next_cycle_at, cycles_done)
+            $8::int4[], $9::int8[], $10::int8[], $11::bool[])
+     AS u(org_id, available, held, debt, last_at, next_expiry_at, next_cycle_at, cycles_done, alert_fire, alert_rearm,
+          alert_usage)
 WHERE balances.org_id = u.org_id`
 
-// persist writes what the operations changed, for all orgs at once, in one
-// pipelined batch of set-based statements.
-func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error {
+// persist evaluates the alert rules the changes may cross, then writes what
+// the operations changed, for all orgs at once, in one pipelined batch of
+// set-based statements.
+func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error {
 	orgIDs := make([]string, 0, len(states))
 	for id := range states {
 		orgIDs = append(orgIDs, id)
@@ -83,6 +86,9 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 		}
 	}
 	if err := assignLotIDs(ctx, tx, states, orgIDs); err != nil {
+		return err
+	}
+	if err := l.evaluateAlerts(ctx, tx, states, orgIDs); err != nil {
 		return err
 	}
 
@@ -124,6 +130,8 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 		bNextExpiry           []*time.Time
 		bNextCycle            []time.Time
 		bCyclesDone           []int32
+		bAlertFire, bRearm    []*int64
+		bAlertUsage           []bool
 		changedBalance, wrote bool
 	)
 	for _, id := range orgIDs {
@@ -168,7 +176,7 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 			hCaptured, hFeat, hTeam, hUs = append(hCaptured, h.captured), append(hFeat, h.feature), append(hTeam, h.team), append(hUs, h.user)
 			hCreated, hExpires, hClosed = append(hCreated, h.createdAt), append(hExpires, h.expiresAt), append(hClosed, h.closedAt)
 		}
-		if len(s.entries) > 0 || s.cyclesDirty {
+		if len(s.entries) > 0 || s.cyclesDirty || s.alertsDirty {
 			last := s.lastAt
 			if len(s.entries) > 0 {
 				last = s.entries[len(s.entries)-1].at
@@ -176,6 +184,7 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 			bOrg, bAvail, bHeld, bDebt = append(bOrg, id), append(bAvail, s.available), append(bHeld, s.held), append(bDebt, s.debt)
 			bLast, bNextExpiry = append(bLast, last), append(bNextExpiry, s.nextExpiry())
 			bNextCycle, bCyclesDone = append(bNextCycle, s.org.NextCycleAt), append(bCyclesDone, int32(s.org.CyclesDone))
+			bAlertFire, bRearm, bAlertUsage = append(bAlertFire, s.alertFire), append(bRearm, s.alertRearm), append(bAlertUsage, s.alertUsage)
 			changedBalance = true
 		}
 	}
@@ -205,9 +214,11 @@ func persist(ctx context.Context, tx pgx.Tx, states map[string]*orgState) error 
 			hCreated, hExpires, hClosed)
 	}
 	if changedBalance {
-		b.Queue(updateBalancesSQL, bOrg, bAvail, bHeld, bDebt, bLast, bNextExpiry, bNextCycle, bCyclesDone)
+		b.Queue(updateBalancesSQL, bOrg, bAvail, bHeld, bDebt, bLast, bNextExpiry, bNextCycle, bCyclesDone,
+			bAlertFire, bRearm, bAlertUsage)
 	}
 	queueOrgUpdates(b, states, orgIDs)
+	queueAlertWrites(b, states, orgIDs)
 	wrote = b.Len() > 0
 	if !wrote {
 		return nil

@@ -57,7 +57,7 @@ func (l *Ledger) Restore(ctx context.Context, tx pgx.Tx, orgID, eventID string) 
 	hash := hashRequest(struct{ EventID string }{eventID})
 	var res RestoreResult
 	if found, err := s.replay(key, hash, &res); found {
-		return replayed(ctx, tx, states, res, err)
+		return replayed(ctx, l, tx, states, res, err)
 	}
 	type part struct {
 		lotID     *int64
@@ -122,5 +122,5 @@ func (l *Ledger) Restore(ctx context.Context, tx pgx.Tx, orgID, eventID string) 
 	}
 	res = RestoreResult{OrgID: orgID, EventID: eventID, Restored: credits.Credits(restored), BalanceAfter: credits.Credits(s.available)}
 	s.remember(key, "restore", hash, res)
-	return res, persist(ctx, tx, states)
+	return res, l.persist(ctx, tx, states)
 }

@@ -45,6 +45,17 @@ type orgState struct {
 	// cyclesDirty: the cycle engine advanced the org (balances.next_cycle_at,
 	// cycles_done); termsDirty: its plan terms changed (the orgs row).
 	cyclesDirty, termsDirty bool
+
+	// The alert gates read with the lock (see needsAlerts) and what
+	// evaluation decided. alertsForce evaluates whatever the gates say;
+	// alertsQuiet records firings without notifications (org creation);
+	// alertsDirty writes the gates back.
+	alertFire, alertRearm                 *int64
+	alertUsage                            bool
+	alertsForce, alertsQuiet, alertsDirty bool
+	alertFired, alertRearmed              []firedState
+	notes                                 []notificationRow
+	outbox                                []outboxRow
 }
 
 type lotState struct {
@@ -167,7 +178,7 @@ const lockOrgsSQL = `
 SELECT x.* FROM unnest($1::text[]) AS k(org_id)
 JOIN LATERAL (
     SELECT ` + orgSelect + `,
-           b.available, b.held, b.debt, b.last_at
+           b.available, b.held, b.debt, b.last_at, b.alert_fire, b.alert_rearm, b.alert_usage
     FROM balances b JOIN orgs o ON o.org_id = b.org_id
     WHERE b.org_id = k.org_id
     FOR UPDATE OF b
@@ -297,7 +308,7 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 			limits: map[counterKey]int64{}, holds: map[string]*holdState{},
 		}
 		var or orgRow
-		if err := rows.Scan(append(or.dest(), &s.available, &s.held, &s.debt, &s.lastAt)...); err != nil {
+		if err := rows.Scan(append(or.dest(), &s.available, &s.held, &s.debt, &s.lastAt, &s.alertFire, &s.alertRearm, &s.alertUsage)...); err != nil {
 			return nil, fmt.Errorf("lock orgs: %w", err)
 		}
 		org, err := or.finish()
@@ -505,7 +516,7 @@ type replayable interface {
 // replayed finishes an operation whose key was seen before: it still writes
 // what loading found due (expired lots), so every successful call leaves the
 // org in the same state whether or not it was a replay.
-func replayed[R replayable](ctx context.Context, tx pgx.Tx, states map[string]*orgState, res R, err error) (R, error) {
+func replayed[R replayable](ctx context.Context, l *Ledger, tx pgx.Tx, states map[string]*orgState, res R, err error) (R, error) {
 	if err != nil {
 		var zero R
 		return zero, err
@@ -520,7 +531,7 @@ func replayed[R replayable](ctx context.Context, tx pgx.Tx, states map[string]*o
 	case *UsageResult:
 		r.Replayed = true
 	}
-	return res, persist(ctx, tx, states)
+	return res, l.persist(ctx, tx, states)
 }
 
 // remember records an operation's result under its key. Usage events are

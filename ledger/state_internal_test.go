@@ -29,7 +29,7 @@ func TestPost_Overflow(t *testing.T) {
 			if !s.overflow {
 				t.Fatal("overflow not noticed")
 			}
-			err := persist(context.Background(), nil, map[string]*orgState{"acme": &s})
+			err := (&Ledger{}).persist(context.Background(), nil, map[string]*orgState{"acme": &s})
 			var v *ValidationError
 			if !errors.As(err, &v) || v.Field != "amount" {
 				t.Fatalf("persist = %v, want a validation error", err)

@@ -207,7 +207,7 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 		}
 		results[i] = r
 	}
-	if err := persist(ctx, tx, states); err != nil {
+	if err := l.persist(ctx, tx, states); err != nil {
 		return nil, err
 	}
 	return results, nil
