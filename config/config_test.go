@@ -231,3 +231,47 @@ func TestConfig_StringUnsetAndUnparsable(t *testing.T) {
 		t.Errorf("String() = %s", s)
 	}
 }
+
+func TestFromEnv_AlertSettings(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{EnvDatabaseURL: "postgres://localhost/x", EnvRedisURL: "redis://localhost:6379/0"}
+	with := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	tests := []struct {
+		name         string
+		getenv       func(string) string
+		requireHTTPS bool
+		linkBase     string
+		badVar       string
+	}{
+		{"defaults", with(), true, "", ""},
+		{"https off", with(EnvWebhookRequireHTTPS, "false"), false, "", ""},
+		{"link base without trailing slash", with(EnvLinkBase, "https://app.example.com/"), true, "https://app.example.com", ""},
+		{"typo in the https switch", with(EnvWebhookRequireHTTPS, "no"), true, "", EnvWebhookRequireHTTPS},
+		{"link base not a URL", with(EnvLinkBase, "app.example.com"), true, "app.example.com", EnvLinkBase},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := FromEnv(tt.getenv)
+			if tt.badVar != "" {
+				var ee *EnvError
+				if !errors.As(err, &ee) || ee.Var != tt.badVar {
+					t.Fatalf("err = %v, want one naming %s", err, tt.badVar)
+				}
+				return
+			}
+			if err != nil || c.WebhookRequireHTTPS != tt.requireHTTPS || c.LinkBase != tt.linkBase {
+				t.Fatalf("FromEnv = %+v, %v; want require https %v, link base %q", c, err, tt.requireHTTPS, tt.linkBase)
+			}
+		})
+	}
+}

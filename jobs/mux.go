@@ -14,6 +14,7 @@ type Handlers struct {
 	Hold       *HoldHandler
 	Sweep      *SweepHandler
 	Advance    *AdvanceHandler
+	Deliver    *DeliverHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -29,7 +30,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -50,6 +51,9 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Advance != nil {
 		m[TypeAdvance] = h.Advance
+	}
+	if h.Deliver != nil {
+		m[TypeDeliver] = h.Deliver
 	}
 	return m
 }

@@ -1,31 +1,41 @@
 package jobs
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/creditd/creditd/notify"
 )
 
-// Queues. Payments and usage are served before sweeps and reports.
+// Queues. Payments and usage are served before alert deliveries, and those
+// before sweeps and reports.
 const (
 	QueuePayments = "payments"
 	QueueUsage    = "usage"
+	QueueNotify   = "notify"
 	QueueSweeps   = "sweeps"
 	QueueReports  = "reports"
 )
 
 // QueuePriorities is the asynq.Config.Queues weighting of the queues.
 func QueuePriorities() map[string]int {
-	return map[string]int{QueuePayments: 6, QueueUsage: 6, QueueSweeps: 2, QueueReports: 1}
+	return map[string]int{QueuePayments: 6, QueueUsage: 6, QueueNotify: 3, QueueSweeps: 2, QueueReports: 1}
 }
 
 // RetryDelay is the backoff between attempts of a task that failed with a
 // transient error (or whose worker died): 1 s, doubling, capped at 10
 // minutes, with up to 25% jitter so a burst of failures does not come back
 // at once. asynq's default starts near 15 s and grows past a day, too slow
-// for usage that should appear in balances promptly.
-func RetryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+// for usage that should appear in balances promptly. A receiver's
+// Retry-After (a webhook's 429 or 503) is honoured when it asks for longer.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var de *notify.DeliveryError
+	if errors.As(err, &de) && de.RetryAfter > time.Second<<min(n, 10) {
+		return de.RetryAfter
+	}
 	d := time.Second << min(n, 10)
 	d = min(d, 10*time.Minute)
 	return d + time.Duration(rand.Int64N(int64(d)/4+1))

@@ -35,14 +35,14 @@ func runAll(a *app, c *command, args []string) error {
 		d.log.Warn("CREDITD_API_TOKEN is not set: the operator token is disabled, so /monitor/ is closed and /v1 takes org tokens only")
 	}
 	reg := newMetricsRegistry()
-	w, err := startWorker(opts, workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: d.log, Registry: reg})
+	w, err := startWorker(opts, d.workerDeps(reg))
 	if err != nil {
 		return err
 	}
 	client := jobs.NewClient(d.redis)
 	defer client.Close()
 	web, err := startWeb(webDeps{Addr: d.cfg.HTTPAddr, OperatorToken: d.cfg.APIToken, Ledger: d.ledger, Pool: d.pool,
-		Redis: d.redis, Log: d.log, Registry: reg, Jobs: client})
+		Redis: d.redis, Log: d.log, Registry: reg, Jobs: client, LinkBase: d.cfg.LinkBase, WebhookPolicy: webhookOptions(d.cfg)})
 	if err != nil {
 		w.Shutdown()
 		return err

@@ -145,6 +145,9 @@ func waitResult(ctx context.Context, client *jobs.Client, taskID string, v any) 
 func (a *app) previewCycles(at time.Time, asJSON bool) error {
 	due := map[string]bool{}
 	for _, kind := range ledger.DueKinds {
+		if kind == ledger.DueAlerts {
+			continue // every org with rules: the preview is of what a cycle would grant, expire and roll over
+		}
 		var cursor ledger.DueCursor
 		for {
 			page, err := a.ledger.DueOrgs(a.ctx, a.pool, kind, at, cursor, ledger.MaxDuePage)

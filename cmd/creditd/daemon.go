@@ -6,9 +6,12 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/creditd/creditd/config"
+	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/notify"
 )
 
 // daemon is what the long-running processes (worker, web, all) share: the
@@ -20,6 +23,9 @@ type daemon struct {
 	pool   *pgxpool.Pool
 	ledger *ledger.Ledger
 	log    *slog.Logger
+	// The alert channels: email is nil without SMTP_URL.
+	email   jobs.EmailSender
+	webhook *notify.WebhookSender
 }
 
 // openDaemon reads and checks the whole environment and the catalog, then
@@ -37,6 +43,14 @@ func (a *app) openDaemon(maxConns int32, level slog.Level) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	var email jobs.EmailSender
+	if cfg.SMTPURL != "" {
+		sender, err := notify.NewEmailSender(cfg.SMTPURL, cfg.SMTPFrom, notify.EmailOptions{})
+		if err != nil {
+			return nil, &config.EnvError{Var: config.EnvSMTPURL, Reason: err.Error()}
+		}
+		email = sender
+	}
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		// The parse error may quote the URL, password included.
@@ -49,8 +63,20 @@ func (a *app) openDaemon(maxConns int32, level slog.Level) (*daemon, error) {
 	}
 	return &daemon{
 		cfg: cfg, redis: redisOpt, pool: pool, ledger: ledger.New(catalog, nil),
-		log: slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level})),
+		log:   slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level})),
+		email: email, webhook: notify.NewWebhookSender(webhookOptions(cfg)),
 	}, nil
+}
+
+// webhookOptions is the webhook delivery policy of the configuration.
+func webhookOptions(cfg config.Config) notify.WebhookOptions {
+	return notify.WebhookOptions{AllowPrivate: cfg.WebhookAllowPrivate, RequireHTTPS: cfg.WebhookRequireHTTPS}
+}
+
+// workerDeps are what the daemon gives a worker it runs.
+func (d *daemon) workerDeps(reg prometheus.Registerer) workerDeps {
+	return workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: d.log, Registry: reg,
+		Email: d.email, Webhook: d.webhook, LinkBase: d.cfg.LinkBase}
 }
 
 func (d *daemon) close() { d.pool.Close() }

@@ -69,6 +69,7 @@ type loadConfig struct {
 	grant                                credits.Credits
 	noop, progress                       bool
 	workerPID                            int
+	alerts                               string // none, default or crossing
 }
 
 // loadSummary is `creditd load --json`. Rates are events (or tasks) per
@@ -83,6 +84,7 @@ type loadSummary struct {
 	Tasks     int    `json:"tasks"`
 	Producers int    `json:"producers"`
 	Rate      int    `json:"rate"` // events/s asked for; 0 = full speed
+	Alerts    string `json:"alerts"`
 
 	SetupSeconds   float64   `json:"setup_seconds"`
 	StartedAt      time.Time `json:"started_at"`  // the first enqueue
@@ -149,6 +151,8 @@ func runLoad(a *app, c *command, args []string) error {
 	progress := fs.Bool("progress", false, "show a progress line on stderr even when it is not a terminal")
 	allowRemote := fs.Bool("allow-remote", false, "allow a Postgres or Redis that is not on this machine")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (setup and baseline included)")
+	alerts := fs.String("alerts", "default", "the orgs' alert rules: default (the catalog's six, which this load never crosses), none, or crossing\n"+
+		"(no defaults, and three below rules at 7/8, 6/8 and 5/8 of the grant, so every org fires all three during the run)")
 	asJSON := jsonFlag(fs)
 	if _, err := a.parse(c, fs, args); err != nil {
 		return err
@@ -162,7 +166,12 @@ func runLoad(a *app, c *command, args []string) error {
 	}
 	cfg := loadConfig{events: *events, orgs: *orgs, batch: *batch, producers: *producers, rate: *rate,
 		mode: *mode, group: *group, prefix: *prefix, noop: *noop, workerPID: *workerPID,
-		progress: *progress || isTerminal(a.stderr)}
+		progress: *progress || isTerminal(a.stderr), alerts: *alerts}
+	switch *alerts {
+	case "default", "none", "crossing":
+	default:
+		return invalid("alerts", "must be default, none or crossing")
+	}
 	if err := cfg.validate(fs, *grant); err != nil {
 		return err
 	}
@@ -364,7 +373,7 @@ func (r *loadRun) payloads(t int, at time.Time) []jobs.UsagePayload {
 func (r *loadRun) run(ctx context.Context) (*loadSummary, error) {
 	cfg := r.cfg
 	sum := &loadSummary{Mode: cfg.mode, Events: cfg.events, Orgs: cfg.orgs, OrgPrefix: cfg.prefix, Tasks: r.tasks(),
-		Producers: cfg.producers, Rate: cfg.rate}
+		Producers: cfg.producers, Rate: cfg.rate, Alerts: cfg.alerts}
 	if cfg.mode == "batch" {
 		sum.BatchSize, sum.Group = cfg.batch, cfg.group
 	}
@@ -601,8 +610,20 @@ func (r *loadRun) createChunk(ctx context.Context, ids []string) error {
 	l := r.a.ledger
 	return ledger.WithRetry(ctx, r.a.pool, func(tx pgx.Tx) error {
 		for _, id := range ids {
-			if _, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: id, Plan: "standard"}); err != nil {
+			if _, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: id, Plan: "standard", NoDefaultAlerts: r.cfg.alerts != "default"}); err != nil {
 				return err
+			}
+			if r.cfg.alerts == "crossing" {
+				for _, eighths := range []int64{7, 6, 5} {
+					level := credits.Credits(int64(r.cfg.grant) * eighths / 8)
+					if level <= 0 {
+						continue
+					}
+					rule := ledger.NewAlertRule{OrgID: id, Kind: ledger.AlertBelow, Amount: &level}
+					if _, _, err := l.AddAlertRule(ctx, tx, rule); err != nil {
+						return err
+					}
+				}
 			}
 			if _, err := l.Grant(ctx, tx, ledger.Grant{OrgID: id, Amount: r.cfg.grant, Source: ledger.SourcePurchase, Key: "load"}); err != nil {
 				return err
@@ -843,7 +864,7 @@ func (a *app) printLoad(s *loadSummary) {
 	if s.Rate > 0 {
 		speed = thousands(int64(s.Rate)) + " events/s"
 	}
-	fmt.Fprintf(tw, "load\t%s, %d producers, %s\n", shape, s.Producers, speed)
+	fmt.Fprintf(tw, "load\t%s, %d producers, %s, alert rules: %s\n", shape, s.Producers, speed, s.Alerts)
 	fmt.Fprintf(tw, "setup\t%.1f s\n", s.SetupSeconds)
 	if n := s.Noop; n != nil {
 		fmt.Fprintf(tw, "no-op asynq\t%s tasks/s (%s tasks in %.2f s, concurrency %d; = %s events/s)\n", thousands(int64(n.TasksPerSecond)),

@@ -88,6 +88,18 @@ func commands() []*command {
 		{"verify", "[--json]", "Check every ledger invariant for every org; exit 1 on any violation.", runVerify},
 		{"limit set", "ORG (--team T | --user U) AMOUNT", "Give a team or user of an org a monthly credit limit.", runLimitSet},
 		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},
+		{"alert add", "ORG (--below AMOUNT | --below-percent P | --usage-percent P | --runway-days D | --depleted) [--team T] [--json]",
+			"Add an alert rule; it fires once per crossing and re-arms when the balance rises back above it or the cycle turns.\n" +
+				"A rule that already holds fires at once. Orgs start with the catalog's rules (below 20% and 5%, depleted, usage 50/75/90%).", runAlertAdd},
+		{"alert list", "ORG [--json]", "List an org's alert rules and whom each has fired for.", runAlertList},
+		{"alert remove", "ORG ID", "Remove an alert rule.", runAlertRemove},
+		{"webhook add", "ORG URL --secret SECRET [--json]",
+			"Add a receiver of the org's alerts: JSON POSTs signed as Standard Webhooks (webhook-id, webhook-timestamp,\n" +
+				"webhook-signature). https is required unless CREDITD_WEBHOOK_REQUIRE_HTTPS=false; private and loopback\n" +
+				"addresses are refused unless CREDITD_WEBHOOK_ALLOW_PRIVATE=true.", runWebhookAdd},
+		{"webhook list", "ORG [--json]", "List the org's webhook receivers (without their secrets).", runWebhookList},
+		{"webhook remove", "ORG ID", "Stop sending new alerts to a receiver.", runWebhookRemove},
+		{"notifications", "ORG [--limit N] [--json]", "List the org's stored notifications, newest first, with each delivery's state.", runNotifications},
 		{"restore", "ORG --event ID [--json]",
 			"Give back the credits a usage event spent (within 7 days of it). Restoring twice changes nothing.", runRestore},
 		{"worker", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION] [--metrics-addr ADDR] [--log-level LEVEL]",

@@ -48,6 +48,7 @@ func TestCLI(t *testing.T) {
 		{"RedisRestart", testRedisRestart},
 		{"OperatorsUI", testOperatorsUI},
 		{"Cycle", testCycle},
+		{"Alerts", testAlerts},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -76,7 +77,7 @@ func newCLI(t *testing.T, bin string) *cli {
 func baseEnv() []string {
 	own := []string{config.EnvDatabaseURL, config.EnvRedisURL, config.EnvHTTPAddr, config.EnvAPIToken,
 		config.EnvCatalog, config.EnvStripeSecretKey, config.EnvStripeWebhookSecret, config.EnvStripeAPIBase,
-		config.EnvSMTPURL, config.EnvSMTPFrom, config.EnvWebhookAllowPrivate}
+		config.EnvSMTPURL, config.EnvSMTPFrom, config.EnvWebhookAllowPrivate, config.EnvWebhookRequireHTTPS, config.EnvLinkBase}
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -175,7 +176,8 @@ func (c *cli) rowCounts() string {
 		(SELECT count(*) FROM orgs), (SELECT count(*) FROM balances), (SELECT count(*) FROM lots),
 		(SELECT count(*) FROM operations), (SELECT count(*) FROM entries), (SELECT count(*) FROM usage_events),
 		(SELECT count(*) FROM cycle_usage), (SELECT count(*) FROM limits), (SELECT count(*) FROM holds),
-		(SELECT coalesce(sum(available), 0) FROM balances)]`).Scan(&counts)
+		(SELECT count(*) FROM alert_rules), (SELECT count(*) FROM webhooks), (SELECT count(*) FROM notifications),
+		(SELECT count(*) FROM outbox), (SELECT coalesce(sum(available), 0) FROM balances)]`).Scan(&counts)
 	if err != nil {
 		c.t.Fatal(err)
 	}

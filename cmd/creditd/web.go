@@ -17,6 +17,7 @@ import (
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/jobs/httpapi"
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/notify"
 )
 
 // HTTP server limits: a slow or stuck client cannot hold a connection or
@@ -46,6 +47,9 @@ type webDeps struct {
 	// Registry receives the HTTP and queue metrics and is what /metrics
 	// serves; when nil, a fresh one with the Go and process collectors.
 	Registry *prometheus.Registry
+	// LinkBase and WebhookPolicy: see httpapi.Config.
+	LinkBase      string
+	WebhookPolicy notify.WebhookOptions
 }
 
 // webServer is a running `creditd web`: the API handler on an http.Server.
@@ -84,6 +88,7 @@ func startWeb(d webDeps) (*webServer, error) {
 	api, err := httpapi.New(httpapi.Config{
 		Ledger: d.Ledger, DB: d.Pool, Jobs: d.Jobs, Redis: d.Redis, OperatorToken: d.OperatorToken,
 		Logger: d.Log, Registerer: d.Registry, Gatherer: d.Registry,
+		LinkBase: d.LinkBase, WebhookPolicy: d.WebhookPolicy,
 	})
 	if err != nil {
 		w.closeJobs()
@@ -160,7 +165,7 @@ func runWeb(a *app, c *command, args []string) error {
 		log.Warn("CREDITD_API_TOKEN is not set: the operator token is disabled, so /monitor/ is closed and /v1 takes org tokens only")
 	}
 	w, err := startWeb(webDeps{Addr: cfg.HTTPAddr, OperatorToken: cfg.APIToken, Ledger: d.ledger,
-		Pool: d.pool, Redis: d.redis, Log: log})
+		Pool: d.pool, Redis: d.redis, Log: log, LinkBase: cfg.LinkBase, WebhookPolicy: webhookOptions(cfg)})
 	if err != nil {
 		return err
 	}

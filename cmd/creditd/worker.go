@@ -64,6 +64,11 @@ type workerDeps struct {
 	// Registry receives the worker's metrics (jobs.Metrics); when nil they
 	// are kept but not registered anywhere.
 	Registry prometheus.Registerer
+	// The alert channels (Email nil: SMTP is not configured) and the base of
+	// the links in messages.
+	Email    jobs.EmailSender
+	Webhook  jobs.WebhookSender
+	LinkBase string
 }
 
 // runningWorker is a started worker: an asynq server and the usage batcher
@@ -74,7 +79,9 @@ type runningWorker struct {
 	batcherDone chan struct{}
 	log         *slog.Logger
 	stopOnce    sync.Once
-	queue       *asynq.Client // the sweeps' fan-out
+	queue       *asynq.Client // the sweeps' fan-out and the outbox relay
+	stopRelay   context.CancelFunc
+	relayDone   chan struct{}
 }
 
 // startWorker starts serving the queues in the background; stop it with
@@ -117,6 +124,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Hold:       &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
 		Sweep:      &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
 		Advance:    &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
+		Deliver: &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook,
+			LinkBase: d.LinkBase, Log: d.Log},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {
@@ -125,6 +134,10 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		_ = w.queue.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
+	relay := &jobs.Relay{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue, Log: d.Log}
+	rctx, stopRelay := context.WithCancel(context.Background())
+	w.stopRelay, w.relayDone = stopRelay, make(chan struct{})
+	go func() { relay.Run(rctx); close(w.relayDone) }()
 	d.Log.Info("worker started", "concurrency", opts.Concurrency, "queues", jobs.QueuePriorities())
 	return w, nil
 }
@@ -136,6 +149,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 func (w *runningWorker) Shutdown() {
 	w.stopOnce.Do(func() {
 		w.log.Info("worker stopping")
+		w.stopRelay()
+		<-w.relayDone
 		w.srv.Shutdown()
 		w.stopBatcher()
 		<-w.batcherDone
@@ -183,7 +198,7 @@ func runWorker(a *app, c *command, args []string) error {
 		}
 		log.Info("metrics listening", "addr", ms.Addr(), "url", "http://"+ms.Addr()+"/metrics")
 	}
-	w, err := startWorker(opts, workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: log, Registry: reg})
+	w, err := startWorker(opts, d.workerDeps(reg))
 	if err != nil {
 		return errors.Join(err, ms.Shutdown(context.Background()))
 	}

@@ -36,6 +36,7 @@ func TestAPI(t *testing.T) {
 		{"BalanceAndHistory", testBalanceAndHistory},
 		{"MetricsAndLogs", testMetricsAndLogs},
 		{"Panic", testPanic},
+		{"Alerts", testAlerts},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -343,7 +344,8 @@ func testBadInput(t *testing.T, e *env) {
 		{"unknown hold release", "POST", "/v1/orgs/" + a + "/holds/nope/release", "", 404, ""},
 		{"wrong method", "GET", usage, "", 405, ""},
 		{"unknown route", "GET", "/v1/orgs/" + a + "/nothing", "", 404, ""},
-		{"notifications do not exist yet", "GET", "/v1/orgs/" + a + "/notifications", "", 404, ""},
+		{"notifications of an unknown org", "GET", "/v1/orgs/nobody-" + e.suffix + "/notifications", "", 404, ""},
+		{"notifications limit out of range", "GET", "/v1/orgs/" + a + "/notifications?limit=1001", "", 400, "limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.rowCounts()

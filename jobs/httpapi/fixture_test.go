@@ -27,6 +27,7 @@ import (
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/credits"
 	"github.com/creditd/creditd/ledger/ledgertest"
+	"github.com/creditd/creditd/notify"
 )
 
 func TestMain(m *testing.M) { ledgertest.Main(m) }
@@ -86,6 +87,8 @@ func newEnv(t *testing.T, redisOpt asynq.RedisClientOpt, o *envOpts) *env {
 		Ledger: e.l, DB: e.pool, Jobs: e.jobs, Redis: redisOpt, OperatorToken: token,
 		Logger:     slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: e.reg, Gatherer: e.reg,
+		// The production defaults: https only, no private addresses.
+		WebhookPolicy: notify.WebhookOptions{RequireHTTPS: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +280,9 @@ func (e *env) rowCounts() string {
 	err := e.pool.QueryRow(e.ctx, `SELECT ARRAY[
 		(SELECT count(*) FROM orgs), (SELECT count(*) FROM lots), (SELECT count(*) FROM operations),
 		(SELECT count(*) FROM entries), (SELECT count(*) FROM usage_events), (SELECT count(*) FROM holds),
-		(SELECT count(*) FROM api_tokens), (SELECT coalesce(sum(available), 0) FROM balances)]`).Scan(&counts)
+		(SELECT count(*) FROM api_tokens), (SELECT count(*) FROM alert_rules), (SELECT count(*) FROM webhooks),
+		(SELECT count(*) FROM notifications), (SELECT count(*) FROM outbox),
+		(SELECT coalesce(sum(available), 0) FROM balances)]`).Scan(&counts)
 	if err != nil {
 		e.t.Fatal(err)
 	}

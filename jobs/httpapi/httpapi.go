@@ -1,7 +1,8 @@
 // Package httpapi is creditd's HTTP face, served by `creditd web`: the API
 // under /v1 for applications written in other languages (record usage,
 // single events or batches; reserve, capture and release holds; read an
-// org's balance and history), the operators' asynqmon UI at /monitor/, and
+// org's balance and history; list notifications; set alert rules and
+// webhook receivers), the operators' asynqmon UI at /monitor/, and
 // /healthz, /readyz and /metrics.
 //
 // It lives under jobs because it is the HTTP face of the jobs task
@@ -42,6 +43,7 @@ import (
 
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/notify"
 )
 
 // Limits and timeouts the API applies unless Config says otherwise.
@@ -84,6 +86,12 @@ type Config struct {
 
 	MaxBodyBytes int64         // default DefaultMaxBodyBytes
 	ReadyTimeout time.Duration // default DefaultReadyTimeout
+
+	// LinkBase is CREDITD_LINK_BASE, for the links of rendered notifications.
+	LinkBase string
+	// WebhookPolicy is what webhook receivers must satisfy to be added:
+	// the workers' delivery policy.
+	WebhookPolicy notify.WebhookOptions
 }
 
 func (c Config) withDefaults() Config {
@@ -200,9 +208,14 @@ func (s *Server) routes() {
 	s.handleOrg("POST /v1/orgs/{org}/holds", ledger.RoleMember, s.postHold)
 	s.handleOrg("POST /v1/orgs/{org}/holds/{id}/capture", ledger.RoleMember, s.captureHold)
 	s.handleOrg("POST /v1/orgs/{org}/holds/{id}/release", ledger.RoleMember, s.releaseHold)
-	// GET /v1/orgs/{org}/notifications comes with the notifications (issue
-	// 5); admin-only routes (buying credits, cards, auto-recharge, alerts,
-	// limits) register with ledger.RoleAdmin.
+	s.handleOrg("GET /v1/orgs/{org}/notifications", ledger.RoleMember, s.getNotifications)
+	s.handleOrg("GET /v1/orgs/{org}/alerts", ledger.RoleMember, s.getAlerts)
+	// Changing alerts and their receivers is billing configuration: admins.
+	s.handleOrg("POST /v1/orgs/{org}/alerts", ledger.RoleAdmin, s.postAlert)
+	s.handleOrg("DELETE /v1/orgs/{org}/alerts/{id}", ledger.RoleAdmin, s.deleteAlert)
+	s.handleOrg("GET /v1/orgs/{org}/webhooks", ledger.RoleAdmin, s.getWebhooks)
+	s.handleOrg("POST /v1/orgs/{org}/webhooks", ledger.RoleAdmin, s.postWebhook)
+	s.handleOrg("DELETE /v1/orgs/{org}/webhooks/{id}", ledger.RoleAdmin, s.deleteWebhook)
 }
 
 func (s *Server) registerMetrics() error {
