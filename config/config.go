@@ -56,7 +56,7 @@ type Config struct {
 	SMTPURL             string // SMTP_URL smtp://user:pass@host:port or smtps://...
 	SMTPFrom            string // SMTP_FROM
 	WebhookAllowPrivate bool   // CREDITD_WEBHOOK_ALLOW_PRIVATE ("true"/"false"/"1"/"0"; anything else is an error)
-	WebhookRequireHTTPS bool   // CREDITD_WEBHOOK_REQUIRE_HTTPS, default true: alert webhooks must use https://
+	WebhookRequireHTTPS bool   // CREDITD_WEBHOOK_REQUIRE_HTTPS, default false: when true, alert webhooks must use https://
 	LinkBase            string // CREDITD_LINK_BASE: the host application's URL that alert messages link to (optional)
 }
 
@@ -99,12 +99,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// WebhookPolicyFromEnv reads only CREDITD_WEBHOOK_ALLOW_PRIVATE (default
-// false) and CREDITD_WEBHOOK_REQUIRE_HTTPS (default true), for the commands
-// that check a webhook URL the way the workers will deliver to it.
+// WebhookPolicyFromEnv reads only CREDITD_WEBHOOK_ALLOW_PRIVATE and
+// CREDITD_WEBHOOK_REQUIRE_HTTPS (both default false), for the commands that
+// check a webhook URL the way the workers will deliver to it. (SPEC names
+// only the first; plain http stays allowed by default so that a receiver on
+// an allowed private address works without TLS.)
 func WebhookPolicyFromEnv(getenv func(string) string) (allowPrivate, requireHTTPS bool, err error) {
 	allowPrivate, err1 := envBool(getenv, EnvWebhookAllowPrivate, false)
-	requireHTTPS, err2 := envBool(getenv, EnvWebhookRequireHTTPS, true)
+	requireHTTPS, err2 := envBool(getenv, EnvWebhookRequireHTTPS, false)
 	return allowPrivate, requireHTTPS, errors.Join(err1, err2)
 }
 

@@ -32,8 +32,6 @@ func TestFromEnv_Defaults(t *testing.T) {
 		DatabaseURL: "postgres://creditd@localhost:5432/creditd?sslmode=disable",
 		RedisURL:    "redis://localhost:6379/0",
 		HTTPAddr:    "127.0.0.1:8080",
-		// Alert webhooks must use https unless an operator says otherwise.
-		WebhookRequireHTTPS: true,
 	}
 	if c != want {
 		t.Errorf("FromEnv = %#v, want %#v", c, want)
@@ -252,11 +250,11 @@ func TestFromEnv_AlertSettings(t *testing.T) {
 		linkBase     string
 		badVar       string
 	}{
-		{"defaults", with(), true, "", ""},
-		{"https off", with(EnvWebhookRequireHTTPS, "false"), false, "", ""},
-		{"link base without trailing slash", with(EnvLinkBase, "https://app.example.com/"), true, "https://app.example.com", ""},
-		{"typo in the https switch", with(EnvWebhookRequireHTTPS, "no"), true, "", EnvWebhookRequireHTTPS},
-		{"link base not a URL", with(EnvLinkBase, "app.example.com"), true, "app.example.com", EnvLinkBase},
+		{"defaults", with(), false, "", ""},
+		{"https required", with(EnvWebhookRequireHTTPS, "true"), true, "", ""},
+		{"link base without trailing slash", with(EnvLinkBase, "https://app.example.com/"), false, "https://app.example.com", ""},
+		{"typo in the https switch", with(EnvWebhookRequireHTTPS, "no"), false, "", EnvWebhookRequireHTTPS},
+		{"link base not a URL", with(EnvLinkBase, "app.example.com"), false, "app.example.com", EnvLinkBase},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -106,7 +106,7 @@ func newAlertRig(t *testing.T) *alertRig {
 		t.Fatal(err)
 	}
 	queue := asynq.NewClient(redisOpt)
-	relay := &jobs.Relay{Ledger: r.ledger, DB: r.pool, Queue: queue, Interval: 20 * time.Millisecond}
+	relay := &jobs.Relay{Ledger: r.ledger, DB: r.pool, Queue: queue, Inspector: r.insp, Interval: 20 * time.Millisecond}
 	rctx, stopRelay := context.WithCancel(context.Background())
 	relayDone := make(chan struct{})
 	go func() { relay.Run(rctx); close(relayDone) }()
@@ -327,4 +327,72 @@ func TestAlerts_EndToEndDelivery(t *testing.T) {
 			t.Errorf("archived delivery's error %q does not name the 410", a.LastErr)
 		}
 	}
+}
+
+// relayRedisDB is the Redis database of the relay test (no worker runs).
+const relayRedisDB = 2
+
+func TestRelay_ReplacesTaskArchivedWhilePending(t *testing.T) {
+	t.Parallel()
+	redisOpt := jobstest.Redis(t, relayRedisDB)
+	ctx := context.Background()
+	clock := ledgertest.NewClock(time.Now().UTC())
+	pool := ledgertest.NewPool(t)
+	l := ledger.New(config.DefaultCatalog(), clock)
+	queue, insp := asynq.NewClient(redisOpt), asynq.NewInspector(redisOpt)
+	t.Cleanup(func() { queue.Close(); insp.Close() })
+	relay := &jobs.Relay{Ledger: l, DB: pool, Queue: queue, Inspector: insp, Clock: clock, Stale: 10 * time.Minute}
+
+	if err := ledger.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: "acme", Plan: "standard", Emails: []string{"a@acme.test"}}); err != nil {
+			return err
+		}
+		amount := credits.MustParse("5")
+		_, _, err := l.AddAlertRule(ctx, tx, ledger.NewAlertRule{OrgID: "acme", Kind: ledger.AlertBelow, Amount: &amount})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pass := func(want int) {
+		t.Helper()
+		n, err := relay.Pass(ctx)
+		if err != nil || n != want {
+			t.Fatalf("relay pass = %d, %v; want %d", n, err, want)
+		}
+	}
+	state := func() asynq.TaskState {
+		t.Helper()
+		ns, err := l.Notifications(ctx, pool, "acme", 0, 10)
+		if err != nil || len(ns) != 1 || len(ns[0].Deliveries) != 1 {
+			t.Fatalf("notifications %+v, %v", ns, err)
+		}
+		info, err := insp.GetTaskInfo(jobs.QueueNotify, jobs.DeliverTaskID(ledger.DeliveryRef{OrgID: "acme", ID: ns[0].Deliveries[0].ID}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := insp.ArchiveTask(jobs.QueueNotify, info.ID); err != nil && info.State != asynq.TaskStateArchived {
+			t.Fatal(err)
+		}
+		return info.State
+	}
+	pass(1) // the alert the rule fired when added (a zero balance is at or below 5)
+	if s := state(); s != asynq.TaskStatePending {
+		t.Fatalf("task %v after the first pass, want pending", s)
+	}
+	// state() archived it, as asynq does when a worker dies in the last
+	// attempt; the row is still pending.
+	pass(0) // not stale yet
+	clock.Advance(11 * time.Minute)
+	pass(1)
+	if s := state(); s != asynq.TaskStatePending {
+		t.Fatalf("task %v after the stale pass, want a fresh pending task", s)
+	}
+	// Delivered rows are never handed over again.
+	ns, _ := l.Notifications(ctx, pool, "acme", 0, 10)
+	ref := ledger.DeliveryRef{OrgID: "acme", ID: ns[0].Deliveries[0].ID}
+	if ok, err := l.RecordAttempt(ctx, pool, ref, ledger.DeliveryDelivered, ""); !ok || err != nil {
+		t.Fatalf("RecordAttempt = %v, %v", ok, err)
+	}
+	clock.Advance(11 * time.Minute)
+	pass(0)
 }

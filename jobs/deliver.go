@@ -186,15 +186,25 @@ func AlertMessage(n ledger.Notification) notify.Alert {
 	return a
 }
 
+// taskInspector is what the relay needs of asynq's Inspector.
+type taskInspector interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	DeleteTask(queue, id string) error
+}
+
 // Relay hands the outbox's pending deliveries to the queue. Every worker
 // runs one: claims skip rows another relay holds, and a delivery handed over
 // twice is sent once (its task id, then its outbox status).
 type Relay struct {
-	Ledger   *ledger.Ledger
-	DB       ledger.TxBeginner
-	Queue    enqueuer
-	Clock    ledger.Clock  // SystemClock when nil
-	Interval time.Duration // between passes when the outbox is idle; 500 ms when 0
+	Ledger *ledger.Ledger
+	DB     ledger.TxBeginner
+	Queue  enqueuer
+	// Inspector finds the task of a delivery handed over again: one that
+	// asynq archived while its row is still pending (the worker died in the
+	// last attempt, or could not record it) is replaced by a fresh task.
+	Inspector taskInspector
+	Clock     ledger.Clock  // SystemClock when nil
+	Interval  time.Duration // between passes when the outbox is idle; 500 ms when 0
 	// Stale is how long a handed-over delivery may stay pending before it is
 	// handed over again (its task may have been lost with Redis' data);
 	// 10 minutes when 0. Longer than a task's retries take to start again.
@@ -247,18 +257,48 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, ref := range refs {
-			task, err := NewDeliverTask(ref)
-			if err != nil {
+			if err := r.handOver(ctx, ref); err != nil {
 				return err
-			}
-			if _, err := r.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-				return fmt.Errorf("enqueue delivery %d of org %s: %w", ref.ID, ref.OrgID, err)
 			}
 		}
 		n = len(refs)
 		return nil
 	})
 	return n, err
+}
+
+// handOver enqueues the delivery's task. A task of the same id still in
+// Redis is left to run, unless asynq has given up on it (archived) or it
+// finished without finishing the row: then it is replaced.
+func (r *Relay) handOver(ctx context.Context, ref ledger.DeliveryRef) error {
+	task, err := NewDeliverTask(ref)
+	if err != nil {
+		return err
+	}
+	_, err = r.Queue.EnqueueContext(ctx, task)
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		if err != nil {
+			return fmt.Errorf("enqueue delivery %d of org %s: %w", ref.ID, ref.OrgID, err)
+		}
+		return nil
+	}
+	id := DeliverTaskID(ref)
+	info, err := r.Inspector.GetTaskInfo(QueueNotify, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+	case err != nil:
+		return fmt.Errorf("delivery task %s: %w", id, err)
+	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
+		return nil // pending, scheduled, retrying or running: it will finish the row
+	default:
+		if err := r.Inspector.DeleteTask(QueueNotify, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("replace delivery task %s: %w", id, err)
+		}
+	}
+	if _, err := r.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue delivery %d of org %s: %w", ref.ID, ref.OrgID, err)
+	}
+	return nil
 }
 
 // CheckWebhook checks a webhook receiver against the delivery policy before
@@ -283,17 +323,24 @@ type NotificationView struct {
 }
 
 // Notifications is the document of `creditd notifications --json` and of
-// GET /v1/orgs/{org}/notifications.
+// GET /v1/orgs/{org}/notifications: newest first, and, when the page is
+// full, the id to pass as before for the next one.
 type Notifications struct {
 	Notifications []NotificationView `json:"notifications"`
+	NextBefore    *int64             `json:"next_before,omitempty"`
 }
 
-// NotificationList renders the notifications, keeping their order.
-func NotificationList(ns []ledger.Notification, linkBase string) Notifications {
+// NotificationList renders one page of notifications read with limit,
+// keeping their order.
+func NotificationList(ns []ledger.Notification, limit int, linkBase string) Notifications {
 	out := Notifications{Notifications: make([]NotificationView, len(ns))}
 	for i, n := range ns {
 		r := notify.Render(AlertMessage(n), linkBase)
 		out.Notifications[i] = NotificationView{Notification: n, Title: r.Title, Message: r.Text}
+	}
+	if len(ns) > 0 && len(ns) == limit {
+		next := ns[len(ns)-1].ID
+		out.NextBefore = &next
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"slices"
 	"time"
 
@@ -68,7 +69,7 @@ type AlertFiring struct {
 	Scope   string    `json:"scope"`             // org, team or user
 	Subject string    `json:"subject,omitempty"` // the team or user; "" for the org
 	At      time.Time `json:"at"`
-	Cycle   time.Time `json:"cycle"` // the start of the cycle it fired in
+	Cycle   time.Time `json:"cycle"` // the end of the org's cycle it fired in (its next boundary then)
 	Armed   bool      `json:"armed"` // it fired in an earlier cycle, so it is armed again
 }
 
@@ -149,7 +150,7 @@ func (l *Ledger) AddAlertRule(ctx context.Context, tx pgx.Tx, r NewAlertRule) (r
 	if err := r.Validate(); err != nil {
 		return AlertRule{}, false, err
 	}
-	states, err := l.load(ctx, tx, []string{r.OrgID}, loadNeeds{})
+	states, err := l.load(ctx, tx, []string{r.OrgID}, loadNeeds{allLimits: true})
 	if err != nil {
 		return AlertRule{}, false, err
 	}
@@ -229,11 +230,6 @@ func (l *Ledger) AlertRules(ctx context.Context, db DBTX, orgID string) ([]Alert
 	if err != nil {
 		return nil, err
 	}
-	anchor, err := org.BillingAnchor()
-	if err != nil {
-		return nil, fmt.Errorf("org %s: %w", orgID, err)
-	}
-	cycle := anchor.CycleAt(l.now())
 	rows, err := db.Query(ctx, listAlertRulesSQL, orgID)
 	if err != nil {
 		return nil, mapError(fmt.Errorf("alert rules: %w", err))
@@ -262,7 +258,7 @@ func (l *Ledger) AlertRules(ctx context.Context, db DBTX, orgID string) ([]Alert
 		}
 		if scope != nil {
 			f := AlertFiring{Scope: *scope, Subject: *subject, At: firedAt.UTC(), Cycle: firedCycle.UTC()}
-			f.Armed = f.Cycle.Before(cycle.Start)
+			f.Armed = f.Cycle.Before(org.NextCycleAt)
 			last := &out[len(out)-1]
 			last.Fired = append(last.Fired, f)
 		}
@@ -344,10 +340,10 @@ JOIN LATERAL (
 ) x ON true`
 
 // The spend of the last RunwayWindow: usage, and holds net of their
-// captures and releases. Read only for orgs with a runway rule, by the sweep.
+// captures and releases, less what was restored. Read only for orgs with a runway rule, by the sweep.
 const loadBurnSQL = `
 SELECT k.org_id, coalesce((SELECT -sum(e.amount) FROM entries e
-                           WHERE e.org_id = k.org_id AND e.at > $2 AND e.kind IN ('usage', 'hold', 'capture', 'release')), 0)
+                           WHERE e.org_id = k.org_id AND e.at > $2 AND e.kind IN ('usage', 'hold', 'capture', 'release', 'restore')), 0)
 FROM unnest($1::text[]) AS k(org_id)`
 
 type alertRuleRow struct {
@@ -388,7 +384,7 @@ func (s *orgState) needsAlerts() bool {
 		return true
 	case s.alertFire != nil && s.available <= *s.alertFire:
 		return true
-	case s.alertRearm != nil && s.available > *s.alertRearm:
+	case s.alertRearm != nil && s.available > *s.alertRearm && s.credited:
 		return true
 	case s.cyclesDirty && (s.alertFire != nil || s.alertRearm != nil || s.alertUsage):
 		return true // the cycle turned: fired rules re-arm, percent levels follow the new allocation
@@ -562,7 +558,11 @@ func (l *Ledger) evaluate(s *orgState, set *alertSet) error {
 		return 0
 	})
 
-	cycle := s.cycle.Start
+	// Firings are of the cycle the engine has performed, named by its end
+	// (the org's next boundary), not of the calendar: between a boundary and
+	// the sweep that performs it (allocation, expiry) nothing re-arms, so a
+	// low balance does not fire again minutes before the new allocation.
+	cycle := s.org.NextCycleAt
 	// firedNow reports whether the rule has fired for the subject in this
 	// cycle; a firing of an earlier cycle counts as armed again.
 	firedNow := func(k firedKey) bool {
@@ -595,7 +595,7 @@ func (l *Ledger) evaluate(s *orgState, set *alertSet) error {
 				th := r.shown
 				fire(r, k, notificationRow{threshold: &th, bp: r.bp})
 				on = true
-			case on && s.available > r.level:
+			case on && s.available > r.level && s.credited:
 				rearm(k)
 				on = false
 			}
@@ -617,8 +617,7 @@ func (l *Ledger) evaluate(s *orgState, set *alertSet) error {
 		case r.kind == AlertRunway && set.burn != nil:
 			k := firedKey{rule: r.id, scope: "org"}
 			on := firedNow(k)
-			// Runs out within days: available / (burn / 7 days) < days.
-			short := *set.burn > 0 && s.available*int64(RunwayWindow/(24*time.Hour)) < *set.burn*int64(r.days)
+			short := runsOutWithin(s.available, *set.burn, r.days)
 			switch {
 			case !on && short:
 				fire(r, k, notificationRow{days: r.days, used: set.burn})
@@ -683,6 +682,18 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// runsOutWithin reports whether available credits last fewer than days
+// at the spend of burn per RunwayWindow: available / (burn / 7) < days, in
+// exact integers (big, as both products may leave int64).
+func runsOutWithin(available, burn int64, days int) bool {
+	if burn <= 0 {
+		return false
+	}
+	lhs := new(big.Int).Mul(big.NewInt(available), big.NewInt(int64(RunwayWindow/(24*time.Hour))))
+	rhs := new(big.Int).Mul(big.NewInt(burn), big.NewInt(int64(days)))
+	return lhs.Cmp(rhs) < 0
 }
 
 func minPtr(p *int64, v int64) *int64 {

@@ -506,3 +506,115 @@ func TestAlerts_DueOrgsPagesOrgsWithRules(t *testing.T) {
 		t.Fatalf("paged %v, want a,b,c", got)
 	}
 }
+
+func (f *fixture) reserve(org, id, amount, team string) {
+	f.t.Helper()
+	f.tx(func(tx pgx.Tx) error {
+		_, err := f.l.Reserve(f.ctx, tx, ledger.Reservation{OrgID: org, HoldID: id, Amount: cr(amount), TTL: time.Hour, Team: team})
+		return err
+	})
+}
+
+func (f *fixture) capture(org, id, amount string) {
+	f.t.Helper()
+	f.tx(func(tx pgx.Tx) error { _, err := f.l.Capture(f.ctx, tx, org, id, cr(amount), ""); return err })
+}
+
+func TestAlerts_HoldChurnMakesNoStorm(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.standardOrg("acme")
+	if _, err := f.addRule(ledger.NewAlertRule{OrgID: org, Kind: ledger.AlertBelow, Amount: crp("100")}); err != nil {
+		t.Fatal(err)
+	}
+	f.use(org, "e1", "895") // 105
+	for i := range 5 {
+		f.reserve(org, fmt.Sprint("h", i), "10", "") // 95 (and lower): below 100
+		f.capture(org, fmt.Sprint("h", i), "1")      // back above 100 less 1 each time: not credits added
+	}
+	wantFired(t, f.fired(org), "below_percent:20", "below:100.000") // once, not once per reservation
+	// Credits added above the level re-arm it.
+	f.grant(org, "50", ledger.SourcePromo, "p1", nil) // 150
+	f.use(org, "e2", "60")
+	wantFired(t, f.fired(org), "below_percent:20", "below:100.000", "below:100.000")
+}
+
+func TestAlerts_CaptureCountsTowardTeamUsageRules(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.standardOrg("acme")
+	f.tx(func(tx pgx.Tx) error { return f.l.SetLimit(f.ctx, tx, org, ledger.ScopeTeam, "ml", crp("100")) })
+	f.reserve(org, "h1", "80", "ml")
+	f.capture(org, "h1", "60") // 60% of the team's limit: the default 50% rule
+	wantFired(t, f.fired(org), "usage_percent:team:ml:50")
+}
+
+func TestAlerts_TeamRuleThatAlreadyHoldsFiresWhenAdded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.newOrg(ledger.NewOrg{ID: "acme", Plan: "standard", Anchor: &t0, NoDefaultAlerts: true})
+	f.advance(t0.Add(time.Hour), org)
+	f.tx(func(tx pgx.Tx) error { return f.l.SetLimit(f.ctx, tx, org, ledger.ScopeTeam, "ml", crp("100")) })
+	if _, err := f.useE(ledger.UsageEvent{OrgID: org, EventID: "e1", Team: "ml", Amount: crp("70")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.addRule(ledger.NewAlertRule{OrgID: org, Kind: ledger.AlertUsagePercent, Team: "ml", Percent: pct("60")}); err != nil {
+		t.Fatal(err)
+	}
+	wantFired(t, f.fired(org), "usage_percent:team:ml:60")
+}
+
+func TestAlerts_NoRefireBetweenBoundaryAndAllocation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.standardOrg("acme")
+	f.tx(func(tx pgx.Tx) error {
+		_, err := f.l.RecordUsage(f.ctx, tx, []ledger.UsageEvent{{OrgID: org, EventID: "e1", Amount: crp("990")}})
+		return err
+	})
+	wantFired(t, f.fired(org), "below_percent:20", "below_percent:5")
+	// The calendar has turned, the cycle sweep has not run yet: usage then
+	// does not fire the percent rules again (the 10 credits left expired,
+	// so it does cross zero).
+	next := t0.AddDate(0, 1, 0)
+	f.clock.Set(next.Add(time.Minute))
+	f.use(org, "e2", "1")
+	wantFired(t, f.fired(org), "below_percent:20", "below_percent:5", "depleted")
+	// The sweep performs the boundary: the allocation lifts the balance and
+	// re-arms; nothing fires until the next descent.
+	f.advance(next.Add(time.Minute), org)
+	wantFired(t, f.fired(org), "below_percent:20", "below_percent:5", "depleted")
+	f.use(org, "e3", "900")
+	wantFired(t, f.fired(org), "below_percent:20", "below_percent:5", "depleted", "below_percent:20")
+}
+
+func TestAlerts_ApplyAlertDefaultsOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old := f.newOrg(ledger.NewOrg{ID: "old", Plan: "standard", Anchor: &t0, NoDefaultAlerts: true})
+	trimmed := f.newOrg(ledger.NewOrg{ID: "trimmed", Plan: "standard", Anchor: &t0})
+	// "old" stands for an org created before alerts existed.
+	if _, err := f.pool.Exec(f.ctx, `UPDATE orgs SET alert_defaults = false WHERE org_id = $1`, old); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := f.l.AlertRules(f.ctx, f.pool, trimmed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tx(func(tx pgx.Tx) error { return f.l.RemoveAlertRule(f.ctx, tx, trimmed, rules[0].ID) })
+
+	for _, want := range []int{1, 0} {
+		n, err := f.l.ApplyAlertDefaults(f.ctx, f.pool, 1)
+		if err != nil || n != want {
+			t.Fatalf("ApplyAlertDefaults = %d, %v; want %d", n, err, want)
+		}
+	}
+	for org, want := range map[string]int{old: 6, trimmed: 5} {
+		got, err := f.l.AlertRules(f.ctx, f.pool, org)
+		if err != nil || len(got) != want {
+			t.Fatalf("%s has %d rules (%v), want %d", org, len(got), err, want)
+		}
+	}
+	f.advance(t0.Add(time.Hour), old)
+	wantFired(t, f.fired(old)) // quiet: its zero balance before the allocation fired nothing
+}

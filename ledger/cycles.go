@@ -156,7 +156,7 @@ func (l *Ledger) advanceCycles(ctx context.Context, tx pgx.Tx, orgIDs []string, 
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	now = now.UTC().Truncate(time.Microsecond)
-	states, err := l.load(ctx, tx, ids, loadNeeds{cycles: true, expiredHolds: true, at: now})
+	states, err := l.load(ctx, tx, ids, loadNeeds{cycles: true, expiredHolds: true, at: now, allLimits: true})
 	if err != nil {
 		return nil, err
 	}

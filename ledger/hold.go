@@ -136,7 +136,9 @@ func (l *Ledger) Capture(ctx context.Context, tx pgx.Tx, orgID, holdID string, a
 		return HoldResult{}, invalid("amount", "larger than the maximum of 1000000000000 credits")
 	}
 	key := holdKey("capture", holdID)
-	states, err := l.load(ctx, tx, []string{orgID}, loadNeeds{keys: []string{key}, holds: []string{holdID}, expiredHolds: true})
+	// Every limit is loaded: the hold's team and user are known only once it
+	// is read, and usage alerts watch their limits.
+	states, err := l.load(ctx, tx, []string{orgID}, loadNeeds{keys: []string{key}, holds: []string{holdID}, expiredHolds: true, allLimits: true})
 	if err != nil {
 		return HoldResult{}, err
 	}

@@ -164,8 +164,8 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text
 ORDER BY ord`
 
 const insertOutboxSQL = `
-INSERT INTO outbox (org_id, message_id, channel, target, created_at)
-SELECT org_id, message_id, channel, target, created_at
+INSERT INTO outbox (org_id, message_id, channel, target, created_at, relay_after)
+SELECT org_id, message_id, channel, target, created_at, created_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY
      AS u(org_id, message_id, channel, target, created_at, ord)
 ORDER BY ord`
@@ -250,7 +250,7 @@ func optInt32(v int) *int32 {
 const listNotificationsSQL = `
 SELECT notification_id, message_id, kind, coalesce(rule_id, 0), coalesce(scope, ''), coalesce(subject, ''), balance, debt,
        threshold, percent_bp, limit_amount, used, coalesce(days, 0), details, created_at
-FROM notifications WHERE org_id = $1 AND ($2 = 0 OR notification_id < $2)
+FROM notifications WHERE org_id = $1 AND ($2::int8 = 0 OR notification_id < $2::int8)
 ORDER BY notification_id DESC LIMIT $3`
 
 const listDeliveriesSQL = `
@@ -424,28 +424,28 @@ type DeliveryRef struct {
 // MaxRelayBatch bounds the outbox rows one relay pass claims.
 const MaxRelayBatch = 1000
 
-// Pending rows never relayed, or relayed longer than the stale time ago and
-// still not done (their task was lost: Redis restarted without its data, or
-// the relay crashed after claiming). SKIP LOCKED lets relays of several
-// workers claim disjoint rows.
+// Pending rows never handed over, or handed over longer than the stale time
+// ago and still not done (their task was lost: Redis restarted without its
+// data, or a worker died in its last attempt). SKIP LOCKED lets relays of
+// several workers claim disjoint rows.
 const claimDeliveriesSQL = `
-UPDATE outbox o SET relayed_at = $1
+UPDATE outbox o SET relay_after = $2
 FROM (SELECT org_id, delivery_id FROM outbox
-      WHERE status = 'pending' AND (relayed_at IS NULL OR relayed_at < $2)
-      ORDER BY created_at, org_id, delivery_id LIMIT $3
+      WHERE status = 'pending' AND relay_after <= $1
+      ORDER BY relay_after, org_id, delivery_id LIMIT $3
       FOR UPDATE SKIP LOCKED) c
 WHERE o.org_id = c.org_id AND o.delivery_id = c.delivery_id
 RETURNING o.org_id, o.delivery_id`
 
 // ClaimDeliveries marks up to limit pending deliveries as handed to the
-// queue at now and returns them, oldest first. A delivery claimed before
-// now-stale and still pending is claimed again: handing it over twice is
-// harmless, as a delivery that is done is not sent again.
+// queue at now and returns them. A claimed delivery still pending stale
+// after its claim is claimed again: handing it over twice is harmless, as a
+// delivery that is done is not sent again.
 func (l *Ledger) ClaimDeliveries(ctx context.Context, tx pgx.Tx, now time.Time, stale time.Duration, limit int) ([]DeliveryRef, error) {
 	if limit <= 0 || limit > MaxRelayBatch {
 		return nil, invalid("limit", "must be from 1 to %d", MaxRelayBatch)
 	}
-	rows, err := tx.Query(ctx, claimDeliveriesSQL, now, now.Add(-stale), limit)
+	rows, err := tx.Query(ctx, claimDeliveriesSQL, now, now.Add(stale), limit)
 	if err != nil {
 		return nil, mapError(fmt.Errorf("claim deliveries: %w", err))
 	}

@@ -262,10 +262,16 @@ func (l *Ledger) CreateOrg(ctx context.Context, tx pgx.Tx, req NewOrg) (Org, err
 	return existing, nil
 }
 
-// addDefaultAlerts gives a new org the catalog's rules and evaluates them
-// quietly: what already holds for a new org (a zero balance is below every
+const markAlertDefaultsSQL = `UPDATE orgs SET alert_defaults = true WHERE org_id = $1`
+
+// addDefaultAlerts gives an org the catalog's rules and evaluates them
+// quietly: what already holds (a new org's zero balance is below every
 // level) counts as fired, so the first alert comes with the first crossing.
+// The org is marked, so it gets them once, with none or not.
 func (l *Ledger) addDefaultAlerts(ctx context.Context, tx pgx.Tx, orgID string, none bool) error {
+	if _, err := tx.Exec(ctx, markAlertDefaultsSQL, orgID); err != nil {
+		return mapError(fmt.Errorf("org %s: alert defaults: %w", orgID, err))
+	}
 	if none {
 		return nil
 	}
@@ -283,6 +289,46 @@ func (l *Ledger) addDefaultAlerts(ctx context.Context, tx pgx.Tx, orgID string, 
 	s := states[orgID]
 	s.alertsForce, s.alertsQuiet = true, true
 	return l.persist(ctx, tx, states)
+}
+
+const orgsWithoutDefaultsSQL = `
+SELECT org_id FROM orgs WHERE NOT alert_defaults AND org_id > $1 ORDER BY org_id LIMIT $2`
+
+// ApplyAlertDefaults gives every org that has not had them the catalog's
+// default alert rules (orgs created before alerts existed), in pages of
+// page orgs, a transaction each. It returns how many orgs it gave them to;
+// a second run gives them to none.
+func (l *Ledger) ApplyAlertDefaults(ctx context.Context, db TxBeginner, page int) (int, error) {
+	if page <= 0 || page > MaxCyclePage {
+		return 0, invalid("page", "must be from 1 to %d", MaxCyclePage)
+	}
+	done, after := 0, ""
+	for {
+		var ids []string
+		err := WithRetry(ctx, db, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, orgsWithoutDefaultsSQL, after, page)
+			if err != nil {
+				return err
+			}
+			if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := l.addDefaultAlerts(ctx, tx, id, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return done, fmt.Errorf("alert defaults: %w", err)
+		}
+		done += len(ids)
+		if len(ids) < page {
+			return done, nil
+		}
+		after = ids[len(ids)-1]
+	}
 }
 
 func equalCap(a, b *credits.Credits) bool {

@@ -53,9 +53,13 @@ type orgState struct {
 	alertFire, alertRearm                 *int64
 	alertUsage                            bool
 	alertsForce, alertsQuiet, alertsDirty bool
-	alertFired, alertRearmed              []firedState
-	notes                                 []notificationRow
-	outbox                                []outboxRow
+	// credited: an entry of this transaction added credits (a grant, a
+	// restore): only then do fired balance rules re-arm, so holds reserved
+	// and released around a level cannot make an alert storm.
+	credited                 bool
+	alertFired, alertRearmed []firedState
+	notes                    []notificationRow
+	outbox                   []outboxRow
 }
 
 type lotState struct {
@@ -162,6 +166,9 @@ type loadNeeds struct {
 	// at, when after the clock, is the instant to act for (a cycle preview
 	// of the future): elapsed holds and the transaction's instant use it.
 	at time.Time
+	// allLimits loads every team and user limit of the orgs and their
+	// counters, for evaluating usage alerts of all of them.
+	allLimits bool
 }
 
 // Every per-org read walks the sorted org ids with unnest and reads each org
@@ -218,7 +225,8 @@ SELECT x.* FROM unnest($1::text[]) AS k(org_id)
 JOIN LATERAL (
     SELECT org_id, cycle_start, scope, subject, credits, runs FROM cycle_usage c
     WHERE c.org_id = k.org_id AND c.cycle_start > $2::timestamptz - interval '32 days'
-      AND (c.scope = 'org' OR (c.scope = 'team' AND c.subject = ANY($3)) OR (c.scope = 'user' AND c.subject = ANY($4)))
+      AND (c.scope = 'org' OR (c.scope = 'team' AND c.subject = ANY($3)) OR (c.scope = 'user' AND c.subject = ANY($4))
+           OR ($5 AND EXISTS (SELECT 1 FROM limits m WHERE m.org_id = c.org_id AND m.scope = c.scope AND m.subject = c.subject)))
     OFFSET 0
 ) x ON true`
 
@@ -227,6 +235,13 @@ SELECT x.* FROM unnest($1::text[]) AS k(org_id)
 JOIN LATERAL (
     SELECT org_id, scope, subject, monthly_limit FROM limits m
     WHERE m.org_id = k.org_id AND ((m.scope = 'team' AND m.subject = ANY($2)) OR (m.scope = 'user' AND m.subject = ANY($3)))
+    OFFSET 0
+) x ON true`
+
+const loadAllLimitsSQL = `
+SELECT x.* FROM unnest($1::text[]) AS k(org_id)
+JOIN LATERAL (
+    SELECT org_id, scope, subject, monthly_limit FROM limits m WHERE m.org_id = k.org_id
     OFFSET 0
 ) x ON true`
 
@@ -286,9 +301,12 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 		b.Queue(loadUsageSQL, eventOrgs, events)
 	}
 	b.Queue(loadLotsSQL, orgIDs)
-	b.Queue(loadCountersSQL, orgIDs, now, teams, users)
-	hasLimits := len(teams)+len(users) > 0
-	if hasLimits {
+	b.Queue(loadCountersSQL, orgIDs, now, teams, users, needs.allLimits)
+	hasLimits := len(teams)+len(users) > 0 || needs.allLimits
+	switch {
+	case needs.allLimits:
+		b.Queue(loadAllLimitsSQL, orgIDs)
+	case hasLimits:
 		b.Queue(loadLimitsSQL, orgIDs, teams, users)
 	}
 	if loadHolds {
@@ -553,6 +571,9 @@ func (s *orgState) remember(key, kind string, hash []byte, result any) {
 
 // post appends an entry and applies it to the balance.
 func (s *orgState) post(e entryRow) {
+	if e.lotDelta > 0 {
+		s.credited = true
+	}
 	e.amount = s.add(s.add(e.lotDelta, -e.heldDelta), -e.debtDelta)
 	s.available = s.add(s.available, e.amount)
 	s.held = s.add(s.held, e.heldDelta)

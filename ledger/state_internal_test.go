@@ -42,3 +42,27 @@ func TestPost_Overflow(t *testing.T) {
 		t.Fatalf("ordinary sum: %+v", ok)
 	}
 }
+
+func TestRunsOutWithin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name            string
+		available, burn int64
+		days            int
+		want            bool
+	}{
+		{"no spend", 100, 0, 10, false},
+		{"7.3 days left, rule 10", 510_000, 490_000, 10, true},
+		{"exactly 10 days left", 700_000, 490_000, 10, false},
+		{"in debt", -5, 1, 1, true},
+		{"products past int64", math.MaxInt64 / 2, math.MaxInt64, 366, true},
+		{"huge balance", math.MaxInt64, 1, 366, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := runsOutWithin(tt.available, tt.burn, tt.days); got != tt.want {
+				t.Fatalf("runsOutWithin(%d, %d, %d) = %v, want %v", tt.available, tt.burn, tt.days, got, tt.want)
+			}
+		})
+	}
+}

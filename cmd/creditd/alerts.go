@@ -287,7 +287,8 @@ func runWebhookRemove(a *app, c *command, args []string) error {
 
 func runNotifications(a *app, c *command, args []string) error {
 	fs := newFlagSet(c)
-	limit := fs.Int("limit", 100, "how many, newest first")
+	limit := fs.Int("limit", ledger.MaxNotificationsPage, "how many, newest first")
+	before := fs.Int64("before", 0, "only those older than this notification id (the next_before of a full page)")
 	asJSON := jsonFlag(fs)
 	pos, err := a.parse(c, fs, args, "org")
 	if err != nil {
@@ -302,11 +303,14 @@ func runNotifications(a *app, c *command, args []string) error {
 	if _, err := a.requireOrg(pos[0]); err != nil {
 		return err
 	}
-	ns, err := a.ledger.Notifications(a.ctx, a.pool, pos[0], 0, *limit)
+	if *before < 0 {
+		return invalid("before", "must be a notification id")
+	}
+	ns, err := a.ledger.Notifications(a.ctx, a.pool, pos[0], *before, *limit)
 	if err != nil {
 		return err
 	}
-	list := jobs.NotificationList(ns, a.getenv(config.EnvLinkBase))
+	list := jobs.NotificationList(ns, *limit, a.getenv(config.EnvLinkBase))
 	if *asJSON {
 		return a.printJSON(list)
 	}
@@ -319,6 +323,9 @@ func runNotifications(a *app, c *command, args []string) error {
 			}
 			a.printf("%s\n", line)
 		}
+	}
+	if list.NextBefore != nil {
+		a.printf("(older ones: --before %d)\n", *list.NextBefore)
 	}
 	return nil
 }

@@ -56,8 +56,8 @@ func testAlerts(t *testing.T, c *cli) {
 		{"team on a balance rule", nil, []string{"alert", "add", "acme", "--below", "5", "--team", "red"}, "team"},
 		{"runway days", nil, []string{"alert", "add", "acme", "--runway-days", "0"}, "runway-days"},
 		{"invalid webhook URL", nil, []string{"webhook", "add", "acme", "hooks.example.com", "--secret", secret}, "url"},
-		{"http when https is required", nil, []string{"webhook", "add", "acme", "http://hooks.example.com/x", "--secret", secret}, "url"},
-		{"loopback address", append(strict, config.EnvWebhookRequireHTTPS+"=false"), []string{"webhook", "add", "acme", receiver.URL, "--secret", secret}, "url"},
+		{"http when https is required", append(strict, config.EnvWebhookRequireHTTPS+"=true"), []string{"webhook", "add", "acme", "http://hooks.example.com/x", "--secret", secret}, "url"},
+		{"loopback address", strict, []string{"webhook", "add", "acme", receiver.URL, "--secret", secret}, "url"},
 		{"short secret", nil, []string{"webhook", "add", "acme", "https://hooks.example.com/x", "--secret", "short"}, "secret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,7 +79,7 @@ func testAlerts(t *testing.T, c *cli) {
 		t.Fatalf("two kinds at once: exit %d", r.code)
 	}
 
-	local := append(c.env[:len(c.env):len(c.env)], config.EnvWebhookAllowPrivate+"=true", config.EnvWebhookRequireHTTPS+"=false")
+	local := append(c.env[:len(c.env):len(c.env)], config.EnvWebhookAllowPrivate+"=true")
 	if r := c.runEnv(local, "webhook", "add", "acme", receiver.URL+"/hooks", "--secret", secret); r.code != 0 {
 		t.Fatalf("webhook add: exit %d: %s", r.code, r.stderr)
 	}
@@ -109,7 +109,7 @@ func testAlerts(t *testing.T, c *cli) {
 
 	// Trigger: the worker applies usage, evaluates, and delivers.
 	c.env = append(c.env, config.EnvSMTPURL+"=smtp://"+smtpSrv.Addr+"?starttls=none", config.EnvSMTPFrom+"=alerts@creditd.test",
-		config.EnvWebhookAllowPrivate+"=true", config.EnvWebhookRequireHTTPS+"=false", config.EnvLinkBase+"=https://app.example.com")
+		config.EnvWebhookAllowPrivate+"=true", config.EnvLinkBase+"=https://app.example.com")
 	c.startWorker(redisDBAlerts)
 	c.ok("usage", "acme", "45", "--team", "red", "--event", "e1", "--wait") // 55 left: below 60; red at 90% of 50
 	deadline := time.Now().Add(30 * time.Second)

@@ -66,7 +66,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		{"migrate", "", "Create or upgrade the schema (idempotent).", runMigrate},
+		{"migrate", "", "Create or upgrade the schema (idempotent); orgs older than alerts get the catalog's default alert rules once.", runMigrate},
 		{"org create", "ORG --plan PLAN [--anchor TIME] [--tz ZONE] [--policy debt|reject] [--email ADDR]... [--currency CUR] [--monthly-cap AMOUNT]\n" +
 			"    [--monthly-credits A] [--rollover-months M] [--rollover-cap A] [--included-runs N] [--json]",
 			"Create an org with a zero balance. Creating it again with the same settings changes nothing.", runOrgCreate},
@@ -95,11 +95,11 @@ func commands() []*command {
 		{"alert remove", "ORG ID", "Remove an alert rule.", runAlertRemove},
 		{"webhook add", "ORG URL --secret SECRET [--json]",
 			"Add a receiver of the org's alerts: JSON POSTs signed as Standard Webhooks (webhook-id, webhook-timestamp,\n" +
-				"webhook-signature). https is required unless CREDITD_WEBHOOK_REQUIRE_HTTPS=false; private and loopback\n" +
+				"webhook-signature). https is required when CREDITD_WEBHOOK_REQUIRE_HTTPS=true; private and loopback\n" +
 				"addresses are refused unless CREDITD_WEBHOOK_ALLOW_PRIVATE=true.", runWebhookAdd},
 		{"webhook list", "ORG [--json]", "List the org's webhook receivers (without their secrets).", runWebhookList},
 		{"webhook remove", "ORG ID", "Stop sending new alerts to a receiver.", runWebhookRemove},
-		{"notifications", "ORG [--limit N] [--json]", "List the org's stored notifications, newest first, with each delivery's state.", runNotifications},
+		{"notifications", "ORG [--limit N] [--before ID] [--json]", "List the org's stored notifications, newest first, with each delivery's state.", runNotifications},
 		{"restore", "ORG --event ID [--json]",
 			"Give back the credits a usage event spent (within 7 days of it). Restoring twice changes nothing.", runRestore},
 		{"worker", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION] [--metrics-addr ADDR] [--log-level LEVEL]",
@@ -309,11 +309,19 @@ func runMigrate(a *app, c *command, args []string) error {
 	if _, err := a.parse(c, newFlagSet(c), args); err != nil {
 		return err
 	}
-	if err := a.openPool(); err != nil {
+	if err := a.connect(); err != nil {
 		return err
 	}
 	if err := ledger.Migrate(a.ctx, a.pool); err != nil {
 		return err
+	}
+	// Orgs older than alerts get the catalog's default rules, once.
+	n, err := a.ledger.ApplyAlertDefaults(a.ctx, a.pool, 500)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(a.stdout, "default alert rules given to %d orgs\n", n)
 	}
 	fmt.Fprintln(a.stdout, "schema up to date")
 	return nil

@@ -82,6 +82,7 @@ type runningWorker struct {
 	queue       *asynq.Client // the sweeps' fan-out and the outbox relay
 	stopRelay   context.CancelFunc
 	relayDone   chan struct{}
+	inspector   *asynq.Inspector // the relay's
 }
 
 // startWorker starts serving the queues in the background; stop it with
@@ -134,7 +135,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		_ = w.queue.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	relay := &jobs.Relay{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue, Log: d.Log}
+	w.inspector = asynq.NewInspector(d.Redis)
+	relay := &jobs.Relay{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue, Inspector: w.inspector, Log: d.Log}
 	rctx, stopRelay := context.WithCancel(context.Background())
 	w.stopRelay, w.relayDone = stopRelay, make(chan struct{})
 	go func() { relay.Run(rctx); close(w.relayDone) }()
@@ -154,7 +156,7 @@ func (w *runningWorker) Shutdown() {
 		w.srv.Shutdown()
 		w.stopBatcher()
 		<-w.batcherDone
-		if err := w.queue.Close(); err != nil {
+		if err := errors.Join(w.queue.Close(), w.inspector.Close()); err != nil {
 			w.log.Warn("close redis client", "err", err)
 		}
 		w.log.Info("worker stopped")

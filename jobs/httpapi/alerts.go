@@ -41,7 +41,7 @@ func (s *Server) getNotifications(w http.ResponseWriter, r *http.Request, org st
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, jobs.NotificationList(ns, s.cfg.LinkBase))
+	writeJSON(w, http.StatusOK, jobs.NotificationList(ns, limit, s.cfg.LinkBase))
 	return nil
 }
 

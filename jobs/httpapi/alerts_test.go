@@ -90,6 +90,7 @@ func testAlerts(t *testing.T, e *env) {
 			Title   string `json:"title"`
 			Message string `json:"message"`
 		} `json:"notifications"`
+		NextBefore *int64 `json:"next_before"`
 	}
 	e.do("GET", base+"/notifications", "", bearer(member)).decode(t, &list)
 	if len(list.Notifications) != 1 {
@@ -108,6 +109,16 @@ func testAlerts(t *testing.T, e *env) {
 	e.do("GET", base+"/notifications?limit=1", "", bearer(member)).decode(t, &list)
 	if len(list.Notifications) != 1 || list.Notifications[0].Kind != ledger.AlertDepleted || len(list.Notifications[0].Deliveries) != 1 {
 		t.Fatalf("newest notification %+v, want depleted with a webhook delivery", list.Notifications)
+	}
+	if list.NextBefore == nil || *list.NextBefore != list.Notifications[0].ID {
+		t.Fatalf("next_before = %v, want the id of the page's last notification", list.NextBefore)
+	}
+	older := fmt.Sprintf("%s/notifications?before=%d", base, *list.NextBefore)
+	list.NextBefore = nil
+	e.do("GET", older, "", bearer(member)).decode(t, &list)
+	// The usage crossed 20%, 5% and zero at once; below those, the first.
+	if n := len(list.Notifications); n != 3 || list.Notifications[n-1].RuleID != rule.ID || list.NextBefore != nil {
+		t.Fatalf("older page %+v", list)
 	}
 	if got := e.do("GET", base+"/notifications?limit=0", "", bearer(member)); got.status != http.StatusBadRequest {
 		t.Fatalf("limit=0 = %d", got.status)

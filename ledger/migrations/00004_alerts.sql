@@ -32,10 +32,12 @@ CREATE UNIQUE INDEX alert_rules_once ON alert_rules
     (org_id, kind, coalesce(team, ''), coalesce(amount, 0), coalesce(percent_bp, 0), coalesce(days, 0));
 
 -- A row per rule and subject that has fired and not re-armed. A balance rule
--- re-arms when the balance rises back above its level (the row is deleted);
--- every rule re-arms when the cycle turns: a row of an earlier cycle counts
--- as armed. scope and subject say whose usage a usage_percent rule measured
--- ('org' and '' for the org itself and for balance rules).
+-- re-arms when credits added lift the balance back above its level (the row
+-- is deleted); every rule re-arms when the cycle turns: fired_cycle is the
+-- org's next boundary when it fired (balances.next_cycle_at), so a row of an
+-- earlier cycle counts as armed. scope and subject say whose usage a
+-- usage_percent rule measured ('org' and '' for the org itself and for
+-- balance rules).
 CREATE TABLE alert_state (
     org_id      text NOT NULL,
     rule_id     bigint NOT NULL,
@@ -56,6 +58,11 @@ ALTER TABLE balances
     ADD COLUMN alert_fire  bigint,
     ADD COLUMN alert_rearm bigint,
     ADD COLUMN alert_usage boolean NOT NULL DEFAULT false;
+
+-- Whether the org has been given the catalog's default rules (at creation;
+-- orgs older than this migration get them from `creditd migrate`, once, so
+-- an org whose admin removed them does not get them back).
+ALTER TABLE orgs ADD COLUMN alert_defaults boolean NOT NULL DEFAULT false;
 
 -- Webhook receivers of an org's alerts. The secret signs (Standard Webhooks),
 -- so it is kept as given, not hashed.
@@ -97,8 +104,9 @@ CREATE UNIQUE INDEX notifications_key ON notifications (org_id, key) WHERE key I
 
 -- The outbox: one row per notification and receiver, written in the
 -- transaction that decided the alert, so a committed alert is never lost. A
--- relay hands pending rows to the queue (relayed_at); a delivery marks its
--- row delivered or failed.
+-- relay hands pending rows to the queue once relay_after has passed (at
+-- first at once; after a handover, when its task should have finished); a
+-- delivery marks its row delivered or failed.
 CREATE TABLE outbox (
     org_id      text NOT NULL,
     delivery_id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
@@ -109,14 +117,17 @@ CREATE TABLE outbox (
     attempts    integer NOT NULL DEFAULT 0,
     last_error  text,
     created_at  timestamptz NOT NULL,
-    relayed_at  timestamptz,
+    relay_after timestamptz NOT NULL,
     done_at     timestamptz,
     PRIMARY KEY (org_id, delivery_id),
     CHECK ((status = 'pending') = (done_at IS NULL))
 );
-CREATE INDEX outbox_pending ON outbox (created_at, org_id, delivery_id) WHERE status = 'pending';
+-- The relay reads the pending rows due to be handed over: an index range,
+-- however many rows wait in retries.
+CREATE INDEX outbox_relay ON outbox (relay_after, org_id, delivery_id) WHERE status = 'pending';
 CREATE INDEX outbox_message ON outbox (message_id);
 
 -- +goose Down
 DROP TABLE outbox, notifications, webhooks, alert_state, alert_rules;
 ALTER TABLE balances DROP COLUMN alert_fire, DROP COLUMN alert_rearm, DROP COLUMN alert_usage;
+ALTER TABLE orgs DROP COLUMN alert_defaults;
