@@ -248,10 +248,45 @@ func optInt32(v int) *int32 {
 }
 
 const listNotificationsSQL = `
-SELECT notification_id, message_id, kind, coalesce(rule_id, 0), coalesce(scope, ''), coalesce(subject, ''), balance, debt,
-       threshold, percent_bp, limit_amount, used, coalesce(days, 0), details, created_at
-FROM notifications WHERE org_id = $1 AND ($2::int8 = 0 OR notification_id < $2::int8)
-ORDER BY notification_id DESC LIMIT $3`
+SELECT ` + notificationSelect + `
+FROM notifications n WHERE n.org_id = $1 AND ($2::int8 = 0 OR n.notification_id < $2::int8)
+ORDER BY n.notification_id DESC LIMIT $3`
+
+// notificationSelect is the select list of a notification n, in the order
+// notificationScan scans it.
+const notificationSelect = `n.notification_id, n.message_id, n.kind, coalesce(n.rule_id, 0), coalesce(n.scope, ''),
+       coalesce(n.subject, ''), n.balance, n.debt, n.threshold, n.percent_bp, n.limit_amount, n.used,
+       coalesce(n.days, 0), n.details, n.created_at`
+
+// notificationScan scans the columns of notificationSelect.
+type notificationScan struct {
+	n                            Notification
+	threshold, limitAmount, used *int64
+	bp                           *int32
+	details                      []byte
+}
+
+func (s *notificationScan) dest() []any {
+	n := &s.n
+	return []any{&n.ID, &n.MessageID, &n.Kind, &n.RuleID, &n.Scope, &n.Subject, &n.Balance, &n.Debt,
+		&s.threshold, &s.bp, &s.limitAmount, &s.used, &n.Days, &s.details, &n.CreatedAt}
+}
+
+func (s *notificationScan) finish(orgID string) (Notification, error) {
+	n := s.n
+	n.OrgID, n.CreatedAt = orgID, n.CreatedAt.UTC()
+	n.Threshold, n.Limit, n.Used = creditsPtr(s.threshold), creditsPtr(s.limitAmount), creditsPtr(s.used)
+	if s.bp != nil {
+		p := credits.Percent(*s.bp)
+		n.Percent = &p
+	}
+	if s.details != nil {
+		if err := json.Unmarshal(s.details, &n.Details); err != nil {
+			return n, fmt.Errorf("notification %d details: %w", n.ID, err)
+		}
+	}
+	return n, nil
+}
 
 const listDeliveriesSQL = `
 SELECT message_id, delivery_id, channel, target, status, attempts, coalesce(last_error, ''), done_at
@@ -275,25 +310,13 @@ func (l *Ledger) Notifications(ctx context.Context, db DBTX, orgID string, befor
 		return nil, mapError(fmt.Errorf("notifications: %w", err))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Notification, error) {
-		n := Notification{OrgID: orgID, Deliveries: []DeliveryStatus{}}
-		var threshold, limitAmount, used *int64
-		var bp *int32
-		var details []byte
-		if err := row.Scan(&n.ID, &n.MessageID, &n.Kind, &n.RuleID, &n.Scope, &n.Subject, &n.Balance, &n.Debt,
-			&threshold, &bp, &limitAmount, &used, &n.Days, &details, &n.CreatedAt); err != nil {
-			return n, err
+		var ns notificationScan
+		if err := row.Scan(ns.dest()...); err != nil {
+			return Notification{}, err
 		}
-		n.Threshold, n.Limit, n.Used, n.CreatedAt = creditsPtr(threshold), creditsPtr(limitAmount), creditsPtr(used), n.CreatedAt.UTC()
-		if bp != nil {
-			p := credits.Percent(*bp)
-			n.Percent = &p
-		}
-		if details != nil {
-			if err := json.Unmarshal(details, &n.Details); err != nil {
-				return n, fmt.Errorf("details: %w", err)
-			}
-		}
-		return n, nil
+		n, err := ns.finish(orgID)
+		n.Deliveries = []DeliveryStatus{}
+		return n, err
 	})
 	if err != nil {
 		return nil, mapError(fmt.Errorf("notifications: %w", err))
@@ -468,9 +491,7 @@ type Delivery struct {
 
 const deliverySQL = `
 SELECT o.delivery_id, o.channel, o.target, o.status, o.attempts, coalesce(o.last_error, ''), o.done_at,
-       n.notification_id, n.message_id, n.kind, coalesce(n.rule_id, 0), coalesce(n.scope, ''), coalesce(n.subject, ''),
-       n.balance, n.debt, n.threshold, n.percent_bp, n.limit_amount, n.used, coalesce(n.days, 0), n.details, n.created_at,
-       coalesce(w.url, ''), coalesce(w.secret, '')
+       ` + notificationSelect + `, coalesce(w.url, ''), coalesce(w.secret, '')
 FROM outbox o
 JOIN notifications n ON n.message_id = o.message_id AND n.org_id = o.org_id
 LEFT JOIN webhooks w ON o.channel = 'webhook' AND w.org_id = o.org_id AND w.webhook_id::text = o.target
@@ -480,27 +501,16 @@ WHERE o.org_id = $1 AND o.delivery_id = $2`
 // does not exist.
 func (l *Ledger) Delivery(ctx context.Context, db DBTX, ref DeliveryRef) (Delivery, error) {
 	d := Delivery{OrgID: ref.OrgID}
-	n := &d.Notification
-	var threshold, limitAmount, used *int64
-	var bp *int32
-	var details []byte
-	err := db.QueryRow(ctx, deliverySQL, ref.OrgID, ref.ID).Scan(&d.ID, &d.Channel, &d.Target, &d.Status, &d.Attempts,
-		&d.LastError, &d.DoneAt, &n.ID, &n.MessageID, &n.Kind, &n.RuleID, &n.Scope, &n.Subject, &n.Balance, &n.Debt,
-		&threshold, &bp, &limitAmount, &used, &n.Days, &details, &n.CreatedAt, &d.URL, &d.Secret)
-	if err != nil {
+	var ns notificationScan
+	dest := append([]any{&d.ID, &d.Channel, &d.Target, &d.Status, &d.Attempts, &d.LastError, &d.DoneAt}, ns.dest()...)
+	if err := db.QueryRow(ctx, deliverySQL, ref.OrgID, ref.ID).Scan(append(dest, &d.URL, &d.Secret)...); err != nil {
 		return Delivery{}, fmt.Errorf("delivery %d of org %s: %w", ref.ID, ref.OrgID, mapError(err))
 	}
-	n.OrgID = ref.OrgID
-	n.Threshold, n.Limit, n.Used, n.CreatedAt = creditsPtr(threshold), creditsPtr(limitAmount), creditsPtr(used), n.CreatedAt.UTC()
-	if bp != nil {
-		p := credits.Percent(*bp)
-		n.Percent = &p
+	n, err := ns.finish(ref.OrgID)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("delivery %d of org %s: %w", ref.ID, ref.OrgID, err)
 	}
-	if details != nil {
-		if err := json.Unmarshal(details, &n.Details); err != nil {
-			return Delivery{}, fmt.Errorf("delivery %d of org %s: details: %w", ref.ID, ref.OrgID, err)
-		}
-	}
+	d.Notification = n
 	return d, nil
 }
 

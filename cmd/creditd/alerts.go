@@ -144,14 +144,20 @@ func runAlertList(a *app, c *command, args []string) error {
 }
 
 func runAlertRemove(a *app, c *command, args []string) error {
-	fs := newFlagSet(c)
-	pos, err := a.parse(c, fs, args, "org", "id")
+	return a.removeByID(c, args, "rule", func(tx pgx.Tx, org string, id int64) error {
+		return a.ledger.RemoveAlertRule(a.ctx, tx, org, id)
+	})
+}
+
+// removeByID runs `... remove ORG ID` for a thing of the org named what.
+func (a *app) removeByID(c *command, args []string, what string, remove func(tx pgx.Tx, org string, id int64) error) error {
+	pos, err := a.parse(c, newFlagSet(c), args, "org", "id")
 	if err != nil {
 		return err
 	}
 	id, err := strconv.ParseInt(pos[1], 10, 64)
 	if err != nil || id < 1 {
-		return invalid("id", "%q is not a rule id", pos[1])
+		return invalid("id", "%q is not a %s id", pos[1], what)
 	}
 	if err := a.connect(); err != nil {
 		return err
@@ -159,12 +165,10 @@ func runAlertRemove(a *app, c *command, args []string) error {
 	if _, err := a.requireOrg(pos[0]); err != nil {
 		return err
 	}
-	if err := ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) error {
-		return a.ledger.RemoveAlertRule(a.ctx, tx, pos[0], id)
-	}); err != nil {
+	if err := ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) error { return remove(tx, pos[0], id) }); err != nil {
 		return err
 	}
-	a.printf("rule %d of %s removed\n", id, pos[0])
+	a.printf("%s %d of %s removed\n", what, id, pos[0])
 	return nil
 }
 
@@ -261,28 +265,9 @@ func runWebhookList(a *app, c *command, args []string) error {
 }
 
 func runWebhookRemove(a *app, c *command, args []string) error {
-	fs := newFlagSet(c)
-	pos, err := a.parse(c, fs, args, "org", "id")
-	if err != nil {
-		return err
-	}
-	id, err := strconv.ParseInt(pos[1], 10, 64)
-	if err != nil || id < 1 {
-		return invalid("id", "%q is not a webhook id", pos[1])
-	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(pos[0]); err != nil {
-		return err
-	}
-	if err := ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) error {
-		return a.ledger.RemoveWebhook(a.ctx, tx, pos[0], id)
-	}); err != nil {
-		return err
-	}
-	a.printf("webhook %d of %s removed\n", id, pos[0])
-	return nil
+	return a.removeByID(c, args, "webhook", func(tx pgx.Tx, org string, id int64) error {
+		return a.ledger.RemoveWebhook(a.ctx, tx, org, id)
+	})
 }
 
 func runNotifications(a *app, c *command, args []string) error {
