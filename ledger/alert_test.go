@@ -618,3 +618,28 @@ func TestAlerts_ApplyAlertDefaultsOnce(t *testing.T) {
 	f.advance(t0.Add(time.Hour), old)
 	wantFired(t, f.fired(old)) // quiet: its zero balance before the allocation fired nothing
 }
+
+func TestAlerts_SetEmailsChangesReceivers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.standardOrg("acme", "old@acme.test")
+	err := ledger.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error { return f.l.SetEmails(f.ctx, tx, org, []string{"not an address"}) })
+	var v *ledger.ValidationError
+	if !errors.As(err, &v) || v.Field != "email" {
+		t.Fatalf("bad address: %v, want a validation error of email", err)
+	}
+	f.tx(func(tx pgx.Tx) error { return f.l.SetEmails(f.ctx, tx, org, []string{"a@acme.test", "b@acme.test"}) })
+	f.use(org, "e1", "900")
+	var got []string
+	for _, d := range f.notifications(org)[0].Deliveries {
+		got = append(got, d.Target)
+	}
+	if strings.Join(got, ",") != "a@acme.test,b@acme.test" {
+		t.Fatalf("deliveries to %v, want the new list", got)
+	}
+	f.tx(func(tx pgx.Tx) error { return f.l.SetEmails(f.ctx, tx, org, nil) })
+	f.use(org, "e2", "60")
+	if ds := f.notifications(org)[0].Deliveries; len(ds) != 0 {
+		t.Fatalf("deliveries %+v after clearing the list, want none", ds)
+	}
+}

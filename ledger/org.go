@@ -192,10 +192,8 @@ func (l *Ledger) normalizeOrg(o NewOrg, now time.Time) (Org, error) {
 	default:
 		return Org{}, invalid("policy", "must be debt or reject, not %q", o.Policy)
 	}
-	for _, e := range o.Emails {
-		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
-			return Org{}, invalid("email", "%q is not an email address", e)
-		}
+	if err := validEmails(o.Emails); err != nil {
+		return Org{}, err
 	}
 	if o.MonthlyCap != nil {
 		if err := validAmount("monthly_cap", int64(*o.MonthlyCap)); err != nil {
@@ -329,6 +327,45 @@ func (l *Ledger) ApplyAlertDefaults(ctx context.Context, db TxBeginner, page int
 		}
 		after = ids[len(ids)-1]
 	}
+}
+
+// MaxEmails bounds an org's alert recipients.
+const MaxEmails = 20
+
+func validEmails(emails []string) error {
+	if len(emails) > MaxEmails {
+		return invalid("email", "at most %d addresses, got %d", MaxEmails, len(emails))
+	}
+	for _, e := range emails {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
+			return invalid("email", "%q is not an email address", e)
+		}
+	}
+	return nil
+}
+
+const setEmailsSQL = `UPDATE orgs SET emails = $2 WHERE org_id = $1`
+
+// SetEmails replaces the addresses the org's alerts are emailed to (none:
+// no email). It takes the org's lock, so alerts decided after the commit go
+// to the new list; deliveries already in the outbox keep their address.
+func (l *Ledger) SetEmails(ctx context.Context, tx pgx.Tx, orgID string, emails []string) error {
+	if err := validOrgID(orgID); err != nil {
+		return err
+	}
+	if err := validEmails(emails); err != nil {
+		return err
+	}
+	if emails == nil {
+		emails = []string{}
+	}
+	if _, err := l.load(ctx, tx, []string{orgID}, loadNeeds{}); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, setEmailsSQL, orgID, emails); err != nil {
+		return mapError(fmt.Errorf("org %s: emails: %w", orgID, err))
+	}
+	return nil
 }
 
 func equalCap(a, b *credits.Credits) bool {

@@ -314,3 +314,30 @@ func runNotifications(a *app, c *command, args []string) error {
 	}
 	return nil
 }
+
+func runOrgEmails(a *app, c *command, args []string) error {
+	fs := newFlagSet(c)
+	var emails stringList
+	fs.Var(&emails, "email", "an address the org's alerts are emailed to (repeat it; none clears the list)")
+	pos, err := a.parse(c, fs, args, "org")
+	if err != nil {
+		return err
+	}
+	if err := a.connect(); err != nil {
+		return err
+	}
+	if _, err := a.requireOrg(pos[0]); err != nil {
+		return err
+	}
+	if err := ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) error {
+		return a.ledger.SetEmails(a.ctx, tx, pos[0], emails)
+	}); err != nil {
+		return err
+	}
+	if len(emails) == 0 {
+		a.printf("%s: alerts are not emailed\n", pos[0])
+	} else {
+		a.printf("%s: alerts are emailed to %s\n", pos[0], strings.Join(emails, ", "))
+	}
+	return nil
+}

@@ -78,6 +78,12 @@ func testAlerts(t *testing.T, c *cli) {
 	if r := c.run("alert", "add", "acme", "--below", "5", "--depleted"); r.code != 2 {
 		t.Fatalf("two kinds at once: exit %d", r.code)
 	}
+	if r := c.run("org", "emails", "acme", "--email", "not an address"); r.code != 2 || !strings.Contains(r.stderr, "creditd: email: ") {
+		t.Fatalf("org emails with a bad address: exit %d, %q", r.code, r.stderr)
+	}
+	// Alerts go to the list set now: the second address replaces the first.
+	c.ok("org", "emails", "acme", "--email", "ops@acme.test", "--email", "admin@acme.test")
+	c.ok("org", "emails", "acme", "--email", "admin@acme.test")
 
 	local := append(c.env[:len(c.env):len(c.env)], config.EnvWebhookAllowPrivate+"=true")
 	if r := c.runEnv(local, "webhook", "add", "acme", receiver.URL+"/hooks", "--secret", secret); r.code != 0 {

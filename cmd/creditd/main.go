@@ -73,6 +73,7 @@ func commands() []*command {
 		{"org set", "ORG [--plan PLAN] [--anchor TIME] [--tz ZONE] [--monthly-credits A] [--rollover-months M] [--rollover-cap A] [--included-runs N] [--clear-overrides] [--json]",
 			"Change an org's plan, per-org terms or billing anchor from its next cycle on; the current cycle keeps its terms.", runOrgSet},
 		{"org show", "ORG [--json]", "Print an org's settings and current balance.", runOrgShow},
+		{"org emails", "ORG [--email ADDR]...", "Set the addresses the org's alerts are emailed to, at once; none clears the list.", runOrgEmails},
 		{"grant", "ORG AMOUNT --source purchase|promo|adjustment --key KEY [--expires TIME] [--json]",
 			"Add credits in a new lot; debt is repaid first. The key makes it happen once.", runGrant},
 		{"usage", "ORG (AMOUNT | --feature F [--units N] | --runs N) --event ID [--team T] [--user U] [--wait [--timeout D]] [--json]",
