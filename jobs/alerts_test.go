@@ -80,11 +80,12 @@ type alertRig struct {
 	smtp   *jobstest.SMTPServer
 }
 
-// newAlertRig runs a worker with the usage and delivery handlers, the outbox
-// relay, a real SMTP server and real webhook receivers.
-func newAlertRig(t *testing.T) *alertRig {
+// newAlertRig runs a worker with the usage, delivery and recharge handlers
+// (charging through charger), the relay, a real SMTP server and real webhook
+// receivers.
+func newAlertRig(t *testing.T, redisDB int, charger jobs.Charger) *alertRig {
 	t.Helper()
-	redisOpt := jobstest.Redis(t, alertsRedisDB)
+	redisOpt := jobstest.Redis(t, redisDB)
 	r := &alertRig{t: t, ctx: context.Background(), pool: ledgertest.NewPool(t), ledger: ledger.New(config.DefaultCatalog(), nil),
 		client: jobs.NewClient(redisOpt), insp: asynq.NewInspector(redisOpt), smtp: jobstest.NewSMTPServer(t)}
 	email, err := notify.NewEmailSender("smtp://"+r.smtp.Addr+"?starttls=none", "alerts@creditd.test", notify.EmailOptions{})
@@ -101,6 +102,7 @@ func newAlertRig(t *testing.T) *alertRig {
 		Usage: &jobs.UsageHandler{Batcher: batcher},
 		Deliver: &jobs.DeliverHandler{Ledger: r.ledger, DB: r.pool, Email: email,
 			Webhook: notify.NewWebhookSender(notify.WebhookOptions{AllowPrivate: true}), LinkBase: "https://app.example.com"},
+		Recharge: &jobs.RechargeHandler{Ledger: r.ledger, DB: r.pool, Charger: charger},
 	})
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
@@ -195,7 +197,7 @@ func (r *alertRig) spend(org, prefix string, n int, amount string, wantAvailable
 
 func TestAlerts_EndToEndDelivery(t *testing.T) {
 	t.Parallel()
-	r := newAlertRig(t)
+	r := newAlertRig(t, alertsRedisDB, nil)
 	flaky := &receiver{failFirst: 2, status: http.StatusNoContent, attempts: map[string][]attempt{}}
 	gone := &receiver{status: http.StatusGone, attempts: map[string][]attempt{}}
 	flakySrv, goneSrv := httptest.NewServer(flaky), httptest.NewServer(gone)

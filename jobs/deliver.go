@@ -192,7 +192,8 @@ type taskInspector interface {
 	DeleteTask(queue, id string) error
 }
 
-// Relay hands the outbox's pending deliveries to the queue. Every worker
+// Relay hands the outbox's pending deliveries, and pending recharge
+// attempts, to the queue. Every worker
 // runs one: claims skip rows another relay holds, and a delivery handed over
 // twice is sent once (its task id, then its outbox status).
 type Relay struct {
@@ -238,9 +239,10 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 }
 
-// Pass claims one batch of pending deliveries and enqueues their tasks, in
-// one transaction: if Redis refuses, the claims roll back and the next pass
-// tries again. It returns the number relayed.
+// Pass claims one batch of pending deliveries and one of pending recharge
+// attempts and enqueues their tasks, in one transaction: if Redis refuses,
+// the claims roll back and the next pass tries again. It returns the larger
+// of the two counts.
 func (r *Relay) Pass(ctx context.Context) (int, error) {
 	clock := r.Clock
 	if clock == nil {
@@ -257,33 +259,45 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, ref := range refs {
-			if err := r.handOver(ctx, ref); err != nil {
+			task, err := NewDeliverTask(ref)
+			if err != nil {
+				return err
+			}
+			if err := r.handOver(ctx, task, QueueNotify, DeliverTaskID(ref)); err != nil {
 				return err
 			}
 		}
-		n = len(refs)
+		charges, err := r.Ledger.ClaimRecharges(ctx, tx, clock.Now(), stale, ledger.MaxRelayBatch)
+		if err != nil {
+			return err
+		}
+		for _, ref := range charges {
+			task, err := NewRechargeTask(ref)
+			if err != nil {
+				return err
+			}
+			if err := r.handOver(ctx, task, QueuePayments, RechargeTaskID(ref)); err != nil {
+				return err
+			}
+		}
+		n = max(len(refs), len(charges))
 		return nil
 	})
 	return n, err
 }
 
-// handOver enqueues the delivery's task. A task of the same id still in
-// Redis is left to run, unless asynq has given up on it (archived) or it
-// finished without finishing the row: then it is replaced.
-func (r *Relay) handOver(ctx context.Context, ref ledger.DeliveryRef) error {
-	task, err := NewDeliverTask(ref)
-	if err != nil {
-		return err
-	}
-	_, err = r.Queue.EnqueueContext(ctx, task)
+// handOver enqueues a row's task. A task of the same id still in Redis is
+// left to run, unless asynq has given up on it (archived) or it finished
+// without finishing the row: then it is replaced.
+func (r *Relay) handOver(ctx context.Context, task *asynq.Task, queue, id string) error {
+	_, err := r.Queue.EnqueueContext(ctx, task)
 	if !errors.Is(err, asynq.ErrTaskIDConflict) {
 		if err != nil {
-			return fmt.Errorf("enqueue delivery %d of org %s: %w", ref.ID, ref.OrgID, err)
+			return fmt.Errorf("enqueue %s: %w", id, err)
 		}
 		return nil
 	}
-	id := DeliverTaskID(ref)
-	info, err := r.Inspector.GetTaskInfo(QueueNotify, id)
+	info, err := r.Inspector.GetTaskInfo(queue, id)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
 	case err != nil:
@@ -291,12 +305,12 @@ func (r *Relay) handOver(ctx context.Context, ref ledger.DeliveryRef) error {
 	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
 		return nil // pending, scheduled, retrying or running: it will finish the row
 	default:
-		if err := r.Inspector.DeleteTask(QueueNotify, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("replace delivery task %s: %w", id, err)
+		if err := r.Inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("replace task %s: %w", id, err)
 		}
 	}
 	if _, err := r.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue delivery %d of org %s: %w", ref.ID, ref.OrgID, err)
+		return fmt.Errorf("enqueue %s: %w", id, err)
 	}
 	return nil
 }

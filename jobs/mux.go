@@ -15,6 +15,7 @@ type Handlers struct {
 	Sweep      *SweepHandler
 	Advance    *AdvanceHandler
 	Deliver    *DeliverHandler
+	Recharge   *RechargeHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -30,7 +31,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -54,6 +55,9 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Deliver != nil {
 		m[TypeDeliver] = h.Deliver
+	}
+	if h.Recharge != nil {
+		m[TypeRecharge] = h.Recharge
 	}
 	return m
 }

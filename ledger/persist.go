@@ -63,11 +63,12 @@ SET status = excluded.status, captured = excluded.captured, closed_at = excluded
 const updateBalancesSQL = `
 UPDATE balances SET available = u.available, held = u.held, debt = u.debt, last_at = u.last_at,
                     next_expiry_at = u.next_expiry_at, next_cycle_at = u.next_cycle_at, cycles_done = u.cycles_done,
-                    alert_fire = u.alert_fire, alert_rearm = u.alert_rearm, alert_usage = u.alert_usage
+                    alert_fire = u.alert_fire, alert_rearm = u.alert_rearm, alert_usage = u.alert_usage,
+                    recharge_at = u.recharge_at
 FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
-            $8::int4[], $9::int8[], $10::int8[], $11::bool[])
+            $8::int4[], $9::int8[], $10::int8[], $11::bool[], $12::int8[])
      AS u(org_id, available, held, debt, last_at, next_expiry_at, next_cycle_at, cycles_done, alert_fire, alert_rearm,
-          alert_usage)
+          alert_usage, recharge_at)
 WHERE balances.org_id = u.org_id`
 
 // persist evaluates the alert rules the changes may cross, then writes what
@@ -89,6 +90,9 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		return err
 	}
 	if err := l.evaluateAlerts(ctx, tx, states, orgIDs); err != nil {
+		return err
+	}
+	if err := l.triggerRecharges(ctx, tx, states, orgIDs); err != nil {
 		return err
 	}
 
@@ -132,6 +136,7 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		bCyclesDone           []int32
 		bAlertFire, bRearm    []*int64
 		bAlertUsage           []bool
+		bRechargeAt           []*int64
 		changedBalance, wrote bool
 	)
 	for _, id := range orgIDs {
@@ -185,6 +190,7 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 			bLast, bNextExpiry = append(bLast, last), append(bNextExpiry, s.nextExpiry())
 			bNextCycle, bCyclesDone = append(bNextCycle, s.org.NextCycleAt), append(bCyclesDone, int32(s.org.CyclesDone))
 			bAlertFire, bRearm, bAlertUsage = append(bAlertFire, s.alertFire), append(bRearm, s.alertRearm), append(bAlertUsage, s.alertUsage)
+			bRechargeAt = append(bRechargeAt, s.rechargeAt)
 			changedBalance = true
 		}
 	}
@@ -215,10 +221,11 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 	}
 	if changedBalance {
 		b.Queue(updateBalancesSQL, bOrg, bAvail, bHeld, bDebt, bLast, bNextExpiry, bNextCycle, bCyclesDone,
-			bAlertFire, bRearm, bAlertUsage)
+			bAlertFire, bRearm, bAlertUsage, bRechargeAt)
 	}
 	queueOrgUpdates(b, states, orgIDs)
 	queueAlertWrites(b, states, orgIDs)
+	queueRechargeWrites(b, states, orgIDs)
 	wrote = b.Len() > 0
 	if !wrote {
 		return nil

@@ -60,6 +60,11 @@ type orgState struct {
 	alertFired, alertRearmed []firedState
 	notes                    []notificationRow
 	outbox                   []outboxRow
+
+	// rechargeAt is the recharge gate read with the lock (balances.recharge_at);
+	// recharges are the attempts this transaction opened.
+	rechargeAt *int64
+	recharges  []rechargeRow
 }
 
 type lotState struct {
@@ -185,7 +190,7 @@ const lockOrgsSQL = `
 SELECT x.* FROM unnest($1::text[]) AS k(org_id)
 JOIN LATERAL (
     SELECT ` + orgSelect + `,
-           b.available, b.held, b.debt, b.last_at, b.alert_fire, b.alert_rearm, b.alert_usage
+           b.available, b.held, b.debt, b.last_at, b.alert_fire, b.alert_rearm, b.alert_usage, b.recharge_at
     FROM balances b JOIN orgs o ON o.org_id = b.org_id
     WHERE b.org_id = k.org_id
     FOR UPDATE OF b
@@ -326,7 +331,7 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 			limits: map[counterKey]int64{}, holds: map[string]*holdState{},
 		}
 		var or orgRow
-		if err := rows.Scan(append(or.dest(), &s.available, &s.held, &s.debt, &s.lastAt, &s.alertFire, &s.alertRearm, &s.alertUsage)...); err != nil {
+		if err := rows.Scan(append(or.dest(), &s.available, &s.held, &s.debt, &s.lastAt, &s.alertFire, &s.alertRearm, &s.alertUsage, &s.rechargeAt)...); err != nil {
 			return nil, fmt.Errorf("lock orgs: %w", err)
 		}
 		org, err := or.finish()

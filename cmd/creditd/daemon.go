@@ -10,6 +10,7 @@ import (
 
 	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/jobs"
+	"github.com/creditd/creditd/jobs/payments"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/notify"
 )
@@ -75,8 +76,14 @@ func webhookOptions(cfg config.Config) notify.WebhookOptions {
 
 // workerDeps are what the daemon gives a worker it runs.
 func (d *daemon) workerDeps(reg prometheus.Registerer) workerDeps {
-	return workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: d.log, Registry: reg,
+	deps := workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: d.log, Registry: reg,
 		Email: d.email, Webhook: d.webhook, LinkBase: d.cfg.LinkBase}
+	if d.cfg.StripeSecretKey != "" {
+		deps.Charger = payments.NewStripe(d.cfg.StripeSecretKey, d.cfg.StripeAPIBase)
+	} else {
+		d.log.Warn("STRIPE_SECRET_KEY is not set: payments are off; recharge attempts fail as payments_not_configured")
+	}
+	return deps
 }
 
 func (d *daemon) close() { d.pool.Close() }

@@ -101,6 +101,12 @@ func commands() []*command {
 		{"webhook list", "ORG [--json]", "List the org's webhook receivers (without their secrets).", runWebhookList},
 		{"webhook remove", "ORG ID", "Stop sending new alerts to a receiver.", runWebhookRemove},
 		{"notifications", "ORG [--limit N] [--before ID] [--json]", "List the org's stored notifications, newest first, with each delivery's state.", runNotifications},
+		{"payment-method set", "ORG --customer CUS_ID --payment-method PM_ID [--brand B] [--last4 NNNN] [--json]",
+			"Save the org's default card for off-session charges (charges nothing; ends an auto-recharge pause).", runPaymentMethodSet},
+		{"recharge set", "ORG --threshold AMOUNT (--amount AMOUNT | --target AMOUNT) [--monthly-cap MONEY] [--json] | ORG --off",
+			"Turn auto-recharge on (needs a saved card) or off. Below the threshold a write opens one charge attempt (at most one\n" +
+				"in flight per org); a failed charge pauses it until the card is updated or it is set again.", runRechargeSet},
+		{"recharge show", "ORG [--json]", "Print the org's auto-recharge settings, its last error and its recent attempts.", runRechargeShow},
 		{"restore", "ORG --event ID [--json]",
 			"Give back the credits a usage event spent (within 7 days of it). Restoring twice changes nothing.", runRestore},
 		{"worker", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION] [--metrics-addr ADDR] [--log-level LEVEL]",

@@ -49,6 +49,7 @@ func TestCLI(t *testing.T) {
 		{"OperatorsUI", testOperatorsUI},
 		{"Cycle", testCycle},
 		{"Alerts", testAlerts},
+		{"Recharge", testRecharge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -177,7 +178,8 @@ func (c *cli) rowCounts() string {
 		(SELECT count(*) FROM operations), (SELECT count(*) FROM entries), (SELECT count(*) FROM usage_events),
 		(SELECT count(*) FROM cycle_usage), (SELECT count(*) FROM limits), (SELECT count(*) FROM holds),
 		(SELECT count(*) FROM alert_rules), (SELECT count(*) FROM webhooks), (SELECT count(*) FROM notifications),
-		(SELECT count(*) FROM outbox), (SELECT coalesce(sum(available), 0) FROM balances)]`).Scan(&counts)
+		(SELECT count(*) FROM outbox), (SELECT count(*) FROM payment_methods), (SELECT count(*) FROM recharge_settings),
+		(SELECT coalesce(sum(available), 0) FROM balances)]`).Scan(&counts)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -69,6 +69,8 @@ type workerDeps struct {
 	Email    jobs.EmailSender
 	Webhook  jobs.WebhookSender
 	LinkBase string
+	// Charger charges saved cards; nil when STRIPE_SECRET_KEY is not set.
+	Charger jobs.Charger
 }
 
 // runningWorker is a started worker: an asynq server and the usage batcher
@@ -127,6 +129,7 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Advance:    &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
 		Deliver: &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook,
 			LinkBase: d.LinkBase, Log: d.Log},
+		Recharge: &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger, Log: d.Log},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {
