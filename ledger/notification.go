@@ -465,16 +465,23 @@ RETURNING o.org_id, o.delivery_id`
 // after its claim is claimed again: handing it over twice is harmless, as a
 // delivery that is done is not sent again.
 func (l *Ledger) ClaimDeliveries(ctx context.Context, tx pgx.Tx, now time.Time, stale time.Duration, limit int) ([]DeliveryRef, error) {
+	return claim[DeliveryRef](ctx, tx, claimDeliveriesSQL, "deliveries", now, stale, limit)
+}
+
+// claim runs one of the relay's claims (claimDeliveriesSQL,
+// claimRechargesSQL): up to limit pending rows due at now, due again stale
+// later.
+func claim[R any](ctx context.Context, tx pgx.Tx, query, what string, now time.Time, stale time.Duration, limit int) ([]R, error) {
 	if limit <= 0 || limit > MaxRelayBatch {
 		return nil, invalid("limit", "must be from 1 to %d", MaxRelayBatch)
 	}
-	rows, err := tx.Query(ctx, claimDeliveriesSQL, now, now.Add(stale), limit)
+	rows, err := tx.Query(ctx, query, now, now.Add(stale), limit)
 	if err != nil {
-		return nil, mapError(fmt.Errorf("claim deliveries: %w", err))
+		return nil, mapError(fmt.Errorf("claim %s: %w", what, err))
 	}
-	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeliveryRef])
+	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[R])
 	if err != nil {
-		return nil, mapError(fmt.Errorf("claim deliveries: %w", err))
+		return nil, mapError(fmt.Errorf("claim %s: %w", what, err))
 	}
 	return refs, nil
 }

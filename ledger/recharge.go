@@ -538,16 +538,5 @@ RETURNING a.org_id, a.attempt_id`
 // if still pending: a lost task is re-sent under the same idempotency key,
 // which Stripe answers with the first charge's result.
 func (l *Ledger) ClaimRecharges(ctx context.Context, tx pgx.Tx, now time.Time, stale time.Duration, limit int) ([]RechargeRef, error) {
-	if limit <= 0 || limit > MaxRelayBatch {
-		return nil, invalid("limit", "must be from 1 to %d", MaxRelayBatch)
-	}
-	rows, err := tx.Query(ctx, claimRechargesSQL, now, now.Add(stale), limit)
-	if err != nil {
-		return nil, mapError(fmt.Errorf("claim recharges: %w", err))
-	}
-	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[RechargeRef])
-	if err != nil {
-		return nil, mapError(fmt.Errorf("claim recharges: %w", err))
-	}
-	return refs, nil
+	return claim[RechargeRef](ctx, tx, claimRechargesSQL, "recharges", now, stale, limit)
 }

@@ -37,6 +37,7 @@ func TestAPI(t *testing.T) {
 		{"MetricsAndLogs", testMetricsAndLogs},
 		{"Panic", testPanic},
 		{"Alerts", testAlerts},
+		{"Recharge", testRecharge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

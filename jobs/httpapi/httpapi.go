@@ -216,6 +216,9 @@ func (s *Server) routes() {
 	s.handleOrg("GET /v1/orgs/{org}/webhooks", ledger.RoleAdmin, s.getWebhooks)
 	s.handleOrg("POST /v1/orgs/{org}/webhooks", ledger.RoleAdmin, s.postWebhook)
 	s.handleOrg("DELETE /v1/orgs/{org}/webhooks/{id}", ledger.RoleAdmin, s.deleteWebhook)
+	s.handleOrg("PUT /v1/orgs/{org}/payment-method", ledger.RoleAdmin, s.putPaymentMethod)
+	s.handleOrg("GET /v1/orgs/{org}/recharge", ledger.RoleMember, s.getRecharge)
+	s.handleOrg("PUT /v1/orgs/{org}/recharge", ledger.RoleAdmin, s.putRecharge)
 }
 
 func (s *Server) registerMetrics() error {
