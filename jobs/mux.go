@@ -16,6 +16,7 @@ type Handlers struct {
 	Advance    *AdvanceHandler
 	Deliver    *DeliverHandler
 	Recharge   *RechargeHandler
+	Stripe     *StripeEventHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -31,7 +32,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -58,6 +59,9 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Recharge != nil {
 		m[TypeRecharge] = h.Recharge
+	}
+	if h.Stripe != nil {
+		m[TypeStripeEvent] = h.Stripe
 	}
 	return m
 }

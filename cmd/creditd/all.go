@@ -42,7 +42,8 @@ func runAll(a *app, c *command, args []string) error {
 	client := jobs.NewClient(d.redis)
 	defer client.Close()
 	web, err := startWeb(webDeps{Addr: d.cfg.HTTPAddr, OperatorToken: d.cfg.APIToken, Ledger: d.ledger, Pool: d.pool,
-		Redis: d.redis, Log: d.log, Registry: reg, Jobs: client, LinkBase: d.cfg.LinkBase, WebhookPolicy: webhookOptions(d.cfg)})
+		Redis: d.redis, Log: d.log, Registry: reg, Jobs: client, LinkBase: d.cfg.LinkBase, WebhookPolicy: webhookOptions(d.cfg),
+		StripeWebhookSecret: d.cfg.StripeWebhookSecret})
 	if err != nil {
 		w.Shutdown()
 		return err

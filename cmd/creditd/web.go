@@ -47,9 +47,10 @@ type webDeps struct {
 	// Registry receives the HTTP and queue metrics and is what /metrics
 	// serves; when nil, a fresh one with the Go and process collectors.
 	Registry *prometheus.Registry
-	// LinkBase and WebhookPolicy: see httpapi.Config.
-	LinkBase      string
-	WebhookPolicy notify.WebhookOptions
+	// LinkBase, WebhookPolicy and StripeWebhookSecret: see httpapi.Config.
+	LinkBase            string
+	WebhookPolicy       notify.WebhookOptions
+	StripeWebhookSecret string
 }
 
 // webServer is a running `creditd web`: the API handler on an http.Server.
@@ -88,7 +89,7 @@ func startWeb(d webDeps) (*webServer, error) {
 	api, err := httpapi.New(httpapi.Config{
 		Ledger: d.Ledger, DB: d.Pool, Jobs: d.Jobs, Redis: d.Redis, OperatorToken: d.OperatorToken,
 		Logger: d.Log, Registerer: d.Registry, Gatherer: d.Registry,
-		LinkBase: d.LinkBase, WebhookPolicy: d.WebhookPolicy,
+		LinkBase: d.LinkBase, WebhookPolicy: d.WebhookPolicy, StripeWebhookSecret: d.StripeWebhookSecret,
 	})
 	if err != nil {
 		w.closeJobs()
@@ -165,7 +166,8 @@ func runWeb(a *app, c *command, args []string) error {
 		log.Warn("CREDITD_API_TOKEN is not set: the operator token is disabled, so /monitor/ is closed and /v1 takes org tokens only")
 	}
 	w, err := startWeb(webDeps{Addr: cfg.HTTPAddr, OperatorToken: cfg.APIToken, Ledger: d.ledger,
-		Pool: d.pool, Redis: d.redis, Log: log, LinkBase: cfg.LinkBase, WebhookPolicy: webhookOptions(cfg)})
+		Pool: d.pool, Redis: d.redis, Log: log, LinkBase: cfg.LinkBase, WebhookPolicy: webhookOptions(cfg),
+		StripeWebhookSecret: cfg.StripeWebhookSecret})
 	if err != nil {
 		return err
 	}

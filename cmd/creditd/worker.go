@@ -130,6 +130,7 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Deliver: &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook,
 			LinkBase: d.LinkBase, Log: d.Log},
 		Recharge: &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger, Log: d.Log},
+		Stripe:   &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {

@@ -37,6 +37,9 @@ const testRedisDB = 13
 
 const operatorToken = "operator-secret-7f3a"
 
+// stripeSecret is the test API's STRIPE_WEBHOOK_SECRET.
+const stripeSecret = "whsec_test_creditd_0123456789"
+
 // env is one API server over its own database, on a shared Redis. Org ids
 // carry a random suffix, so tests sharing the Redis database never share a
 // task id.
@@ -88,7 +91,8 @@ func newEnv(t *testing.T, redisOpt asynq.RedisClientOpt, o *envOpts) *env {
 		Logger:     slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: e.reg, Gatherer: e.reg,
 		// The production defaults: https only, no private addresses.
-		WebhookPolicy: notify.WebhookOptions{RequireHTTPS: true},
+		WebhookPolicy:       notify.WebhookOptions{RequireHTTPS: true},
+		StripeWebhookSecret: stripeSecret,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -87,6 +87,10 @@ type Config struct {
 	MaxBodyBytes int64         // default DefaultMaxBodyBytes
 	ReadyTimeout time.Duration // default DefaultReadyTimeout
 
+	// StripeWebhookSecret is STRIPE_WEBHOOK_SECRET: POST /stripe/webhook
+	// answers 503 without it.
+	StripeWebhookSecret string
+
 	// LinkBase is CREDITD_LINK_BASE, for the links of rendered notifications.
 	LinkBase string
 	// WebhookPolicy is what webhook receivers must satisfy to be added:
@@ -216,6 +220,7 @@ func (s *Server) routes() {
 	s.handleOrg("GET /v1/orgs/{org}/webhooks", ledger.RoleAdmin, s.getWebhooks)
 	s.handleOrg("POST /v1/orgs/{org}/webhooks", ledger.RoleAdmin, s.postWebhook)
 	s.handleOrg("DELETE /v1/orgs/{org}/webhooks/{id}", ledger.RoleAdmin, s.deleteWebhook)
+	s.mux.HandleFunc("POST /stripe/webhook", s.stripeWebhook)
 	s.handleOrg("PUT /v1/orgs/{org}/payment-method", ledger.RoleAdmin, s.putPaymentMethod)
 	s.handleOrg("GET /v1/orgs/{org}/recharge", ledger.RoleMember, s.getRecharge)
 	s.handleOrg("PUT /v1/orgs/{org}/recharge", ledger.RoleAdmin, s.putRecharge)
