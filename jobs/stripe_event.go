@@ -60,8 +60,8 @@ type StripeEventHandler struct {
 // payment_intent.succeeded credits a recharge (metadata recharge_attempt)
 // or a one-time purchase at the catalog's rate; either is keyed by the
 // PaymentIntent, so an event delivered again or out of order, and the
-// recharge task's own success, credit it once. Other types are recorded as
-// ignored.
+// recharge task's own success, credit it once. setup_intent.succeeded saves
+// the card as the org's default. Other types are recorded as ignored.
 func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var p StripeEventPayload
 	if err := decodeStrict(t.Payload(), &p); err != nil {
@@ -84,22 +84,36 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 		return permanent(fmt.Errorf("stripe event %s: %w", ev.ID, err))
 	}
 	var org, result string
-	var pi stripe.PaymentIntent
-	if event.Type == "payment_intent.succeeded" {
+	var act func(tx pgx.Tx) (string, error)
+	switch event.Type {
+	case "payment_intent.succeeded":
+		var pi stripe.PaymentIntent
 		if err := json.Unmarshal(event.Data.Raw, &pi); err != nil {
 			return permanent(fmt.Errorf("stripe event %s: payment intent: %w", ev.ID, err))
 		}
-		if org, err = h.orgOf(ctx, &pi); err != nil {
+		if org, err = h.orgOf(ctx, pi.ID, pi.Metadata, pi.Customer); err != nil {
 			result = err.Error() // not ours to credit: recorded, visible, not retried
+		} else {
+			act = func(tx pgx.Tx) (string, error) { return h.credit(ctx, tx, org, &pi) }
 		}
-	} else {
+	case "setup_intent.succeeded":
+		var si stripe.SetupIntent
+		if err := json.Unmarshal(event.Data.Raw, &si); err != nil {
+			return permanent(fmt.Errorf("stripe event %s: setup intent: %w", ev.ID, err))
+		}
+		if org, err = h.orgOf(ctx, si.ID, si.Metadata, si.Customer); err != nil {
+			result = err.Error()
+		} else {
+			act = func(tx pgx.Tx) (string, error) { return h.saveCard(ctx, tx, org, &si) }
+		}
+	default:
 		result = "ignored: " + string(event.Type)
 	}
 	return ledger.WithRetry(ctx, h.DB, func(tx pgx.Tx) error {
 		res := result
-		if org != "" {
+		if act != nil {
 			var err error
-			if res, err = h.credit(ctx, tx, org, &pi); err != nil {
+			if res, err = act(tx); err != nil {
 				return err
 			}
 		}
@@ -107,23 +121,42 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 	})
 }
 
+// saveCard makes a confirmed SetupIntent's card the org's default for
+// off-session charges (the host application set it up with metadata org_id).
+func (h *StripeEventHandler) saveCard(ctx context.Context, tx pgx.Tx, org string, si *stripe.SetupIntent) (string, error) {
+	if si.Customer == nil || si.PaymentMethod == nil {
+		return "refused: setup intent " + si.ID + " names no customer or payment method", nil
+	}
+	p := ledger.PaymentMethod{OrgID: org, CustomerID: si.Customer.ID, PaymentMethodID: si.PaymentMethod.ID}
+	if c := si.PaymentMethod.Card; c != nil {
+		p.Brand, p.Last4 = string(c.Brand), c.Last4
+	}
+	if err := p.Validate(); err != nil {
+		return "refused: " + err.Error(), nil
+	}
+	if _, err := h.Ledger.SetPaymentMethod(ctx, tx, p); err != nil {
+		return "", err
+	}
+	return "saved card " + p.PaymentMethodID, nil
+}
+
 // orgOf matches a payment to its org: metadata org_id, else the org whose
 // saved card belongs to the customer.
-func (h *StripeEventHandler) orgOf(ctx context.Context, pi *stripe.PaymentIntent) (string, error) {
-	if org := pi.Metadata["org_id"]; org != "" {
+func (h *StripeEventHandler) orgOf(ctx context.Context, id string, metadata map[string]string, customer *stripe.Customer) (string, error) {
+	if org := metadata["org_id"]; org != "" {
 		if _, err := h.Ledger.GetOrg(ctx, h.DB, org); err != nil {
-			return "", fmt.Errorf("unmatched: org %s of payment %s: %w", org, pi.ID, err)
+			return "", fmt.Errorf("unmatched: org %s of %s: %w", org, id, err)
 		}
 		return org, nil
 	}
-	if pi.Customer != nil && pi.Customer.ID != "" {
-		org, err := h.Ledger.OrgOfCustomer(ctx, h.DB, pi.Customer.ID)
+	if customer != nil && customer.ID != "" {
+		org, err := h.Ledger.OrgOfCustomer(ctx, h.DB, customer.ID)
 		if err != nil {
-			return "", fmt.Errorf("unmatched: payment %s: %w", pi.ID, err)
+			return "", fmt.Errorf("unmatched: %s: %w", id, err)
 		}
 		return org, nil
 	}
-	return "", fmt.Errorf("unmatched: payment %s names no org_id and no customer", pi.ID)
+	return "", fmt.Errorf("unmatched: %s names no org_id and no customer", id)
 }
 
 func (h *StripeEventHandler) credit(ctx context.Context, tx pgx.Tx, org string, pi *stripe.PaymentIntent) (string, error) {

@@ -127,3 +127,34 @@ func TestStripeEvent_CreditsOnceInAnyOrder(t *testing.T) {
 		t.Fatalf("task without event id: %v", err)
 	}
 }
+
+func TestStripeEvent_SetupIntentSavesTheCard(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := ledgertest.NewPool(t)
+	l := ledger.New(config.DefaultCatalog(), nil)
+	h := &jobs.StripeEventHandler{Ledger: l, DB: pool}
+	if err := ledger.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: "acme", Plan: "standard"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"id":"evt_s1","object":"event","type":"setup_intent.succeeded","data":{"object":{"id":"seti_1",` +
+		`"object":"setup_intent","status":"succeeded","customer":"cus_A","metadata":{"org_id":"acme"},` +
+		`"payment_method":{"id":"pm_C","object":"payment_method","type":"card","card":{"brand":"visa","last4":"4242"}}}}}`)
+	if _, err := l.RecordStripeEvent(ctx, pool, "evt_s1", "setup_intent.succeeded", payload); err != nil {
+		t.Fatal(err)
+	}
+	task, err := jobs.NewStripeEventTask("evt_s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := l.GetPaymentMethod(ctx, pool, "acme")
+	if err != nil || pm.CustomerID != "cus_A" || pm.PaymentMethodID != "pm_C" || pm.Brand != "visa" || pm.Last4 != "4242" {
+		t.Fatalf("payment method %+v, %v", pm, err)
+	}
+}
