@@ -107,8 +107,7 @@ func newAlertRig(t *testing.T, redisDB int, charger jobs.Charger) *alertRig {
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
 	}
-	queue := asynq.NewClient(redisOpt)
-	relay := &jobs.Relay{Ledger: r.ledger, DB: r.pool, Queue: queue, Inspector: r.insp, Interval: 20 * time.Millisecond}
+	relay := &jobs.Relay{Ledger: r.ledger, DB: r.pool, Client: r.client, Interval: 20 * time.Millisecond}
 	rctx, stopRelay := context.WithCancel(context.Background())
 	relayDone := make(chan struct{})
 	go func() { relay.Run(rctx); close(relayDone) }()
@@ -118,7 +117,6 @@ func newAlertRig(t *testing.T, redisDB int, charger jobs.Charger) *alertRig {
 		srv.Shutdown()
 		stopBatcher()
 		<-batcherDone
-		queue.Close()
 		r.client.Close()
 		r.insp.Close()
 	})
@@ -341,9 +339,9 @@ func TestRelay_ReplacesTaskArchivedWhilePending(t *testing.T) {
 	clock := ledgertest.NewClock(time.Now().UTC())
 	pool := ledgertest.NewPool(t)
 	l := ledger.New(config.DefaultCatalog(), clock)
-	queue, insp := asynq.NewClient(redisOpt), asynq.NewInspector(redisOpt)
-	t.Cleanup(func() { queue.Close(); insp.Close() })
-	relay := &jobs.Relay{Ledger: l, DB: pool, Queue: queue, Inspector: insp, Clock: clock, Stale: 10 * time.Minute}
+	client, insp := jobs.NewClient(redisOpt), asynq.NewInspector(redisOpt)
+	t.Cleanup(func() { client.Close(); insp.Close() })
+	relay := &jobs.Relay{Ledger: l, DB: pool, Client: client, Clock: clock, Stale: 10 * time.Minute}
 
 	if err := ledger.WithTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: "acme", Plan: "standard", Emails: []string{"a@acme.test"}}); err != nil {

@@ -88,7 +88,6 @@ type DeliverHandler struct {
 	Email    EmailSender
 	Webhook  WebhookSender
 	LinkBase string // CREDITD_LINK_BASE, for the links in messages
-	Log      *slog.Logger
 }
 
 // ProcessTask sends the delivery unless it is done already, and records the
@@ -186,12 +185,6 @@ func AlertMessage(n ledger.Notification) notify.Alert {
 	return a
 }
 
-// taskInspector is what the relay needs of asynq's Inspector.
-type taskInspector interface {
-	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
-	DeleteTask(queue, id string) error
-}
-
 // Relay hands the outbox's pending deliveries, and pending recharge
 // attempts, to the queue. Every worker
 // runs one: claims skip rows another relay holds, and a delivery handed over
@@ -199,18 +192,18 @@ type taskInspector interface {
 type Relay struct {
 	Ledger *ledger.Ledger
 	DB     ledger.TxBeginner
-	Queue  enqueuer
-	// Inspector finds the task of a delivery handed over again: one that
-	// asynq archived while its row is still pending (the worker died in the
-	// last attempt, or could not record it) is replaced by a fresh task.
-	Inspector taskInspector
-	Clock     ledger.Clock  // SystemClock when nil
-	Interval  time.Duration // between passes when the outbox is idle; 500 ms when 0
+	// Client enqueues the tasks. A task of the same id still in Redis is
+	// left to run; one asynq archived while its row is still pending (the
+	// worker died in the last attempt, or could not record it) is replaced
+	// by a fresh task, as Client.enqueue does for every task.
+	Client   *Client
+	Clock    ledger.Clock  // SystemClock when nil
+	Interval time.Duration // between passes when the outbox is idle; 500 ms when 0
 	// Stale is how long a handed-over delivery may stay pending before it is
 	// handed over again (its task may have been lost with Redis' data);
 	// 10 minutes when 0. Longer than a task's retries take to start again.
 	Stale time.Duration
-	Log   *slog.Logger
+	Log   *slog.Logger // discarded when nil
 }
 
 // Run relays until ctx ends.
@@ -218,6 +211,10 @@ func (r *Relay) Run(ctx context.Context) {
 	interval := r.Interval
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
+	}
+	log := r.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -231,7 +228,7 @@ func (r *Relay) Run(ctx context.Context) {
 		wait := interval
 		switch {
 		case err != nil && ctx.Err() == nil:
-			r.Log.Warn("outbox relay", "err", err)
+			log.Warn("outbox relay", "err", err)
 		case n == ledger.MaxRelayBatch:
 			wait = 0 // more are waiting
 		}
@@ -263,8 +260,8 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			if err := r.handOver(ctx, task, QueueNotify, DeliverTaskID(ref)); err != nil {
-				return err
+			if err := r.Client.enqueue(ctx, task, QueueNotify, DeliverTaskID(ref)); err != nil {
+				return fmt.Errorf("hand over delivery %d of org %s: %w", ref.ID, ref.OrgID, err)
 			}
 		}
 		charges, err := r.Ledger.ClaimRecharges(ctx, tx, clock.Now(), stale, ledger.MaxRelayBatch)
@@ -276,43 +273,14 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			if err := r.handOver(ctx, task, QueuePayments, RechargeTaskID(ref)); err != nil {
-				return err
+			if err := r.Client.enqueue(ctx, task, QueuePayments, RechargeTaskID(ref)); err != nil {
+				return fmt.Errorf("hand over recharge %s of org %s: %w", ref.AttemptID, ref.OrgID, err)
 			}
 		}
 		n = max(len(refs), len(charges))
 		return nil
 	})
 	return n, err
-}
-
-// handOver enqueues a row's task. A task of the same id still in Redis is
-// left to run, unless asynq has given up on it (archived) or it finished
-// without finishing the row: then it is replaced.
-func (r *Relay) handOver(ctx context.Context, task *asynq.Task, queue, id string) error {
-	_, err := r.Queue.EnqueueContext(ctx, task)
-	if !errors.Is(err, asynq.ErrTaskIDConflict) {
-		if err != nil {
-			return fmt.Errorf("enqueue %s: %w", id, err)
-		}
-		return nil
-	}
-	info, err := r.Inspector.GetTaskInfo(queue, id)
-	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound):
-	case err != nil:
-		return fmt.Errorf("delivery task %s: %w", id, err)
-	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
-		return nil // pending, scheduled, retrying or running: it will finish the row
-	default:
-		if err := r.Inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("replace task %s: %w", id, err)
-		}
-	}
-	if _, err := r.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue %s: %w", id, err)
-	}
-	return nil
 }
 
 // CheckWebhook checks a webhook receiver against the delivery policy before

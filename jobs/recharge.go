@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -107,7 +106,6 @@ type RechargeHandler struct {
 		ledger.TxBeginner
 	}
 	Charger Charger // nil: payments are off, and attempts fail saying so
-	Log     *slog.Logger
 }
 
 // ProcessTask charges the attempt unless it is finished, then credits or

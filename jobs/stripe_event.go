@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -53,7 +52,6 @@ type StripeEventHandler struct {
 		ledger.DBTX
 		ledger.TxBeginner
 	}
-	Log *slog.Logger
 }
 
 // ProcessTask acts on the event unless it was processed before.

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -217,4 +218,26 @@ func TestRecharge_TargetCapAndFailure(t *testing.T) {
 		t.Fatalf("claimed %+v, want the pending attempt", refs)
 	}
 	f.verify()
+}
+
+// The database itself refuses a second pending attempt of one org, whatever
+// the code above it does.
+func TestRecharge_DatabaseAllowsOnePendingAttempt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.standardOrg("acme")
+	f.saveCard(org, "pm_card1")
+	if _, err := f.setRecharge(ledger.RechargeSettings{OrgID: org, Enabled: true, Threshold: cr("100"), Amount: crp("500")}); err != nil {
+		t.Fatal(err)
+	}
+	f.use(org, "e1", "950")
+	if as := f.attempts(org); len(as) != 1 || as[0].Status != ledger.RechargePending {
+		t.Fatalf("attempts %+v, want one pending", as)
+	}
+	_, err := f.pool.Exec(f.ctx, `INSERT INTO recharge_attempts (org_id, attempt_id, status, credits, amount_minor, currency,
+		customer_id, payment_method_id, created_at, relay_after)
+		VALUES ($1, 'rch_000000000000000000000001', 'pending', 1000, 100, 'USD', 'cus_acme', 'pm_card1', now(), now())`, org)
+	if err == nil || !strings.Contains(err.Error(), "recharge_attempts_one_in_flight") {
+		t.Fatalf("a second pending attempt: %v, want the one-in-flight index to refuse it", err)
+	}
 }

@@ -69,10 +69,7 @@ func runAlertAdd(a *app, c *command, args []string) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(r.OrgID); err != nil {
+	if _, err := a.openOrg(r.OrgID); err != nil {
 		return err
 	}
 	var rule ledger.AlertRule
@@ -105,10 +102,7 @@ func runAlertList(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(pos[0]); err != nil {
+	if _, err := a.openOrg(pos[0]); err != nil {
 		return err
 	}
 	rules, err := a.ledger.AlertRules(a.ctx, a.pool, pos[0])
@@ -159,10 +153,7 @@ func (a *app) removeByID(c *command, args []string, what string, remove func(tx 
 	if err != nil || id < 1 {
 		return invalid("id", "%q is not a %s id", pos[1], what)
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(pos[0]); err != nil {
+	if _, err := a.openOrg(pos[0]); err != nil {
 		return err
 	}
 	if err := ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) error { return remove(tx, pos[0], id) }); err != nil {
@@ -217,10 +208,7 @@ func runWebhookAdd(a *app, c *command, args []string) error {
 	if err := jobs.CheckWebhook(pos[1], *secret, policy); err != nil {
 		return err
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(pos[0]); err != nil {
+	if _, err := a.openOrg(pos[0]); err != nil {
 		return err
 	}
 	var w ledger.Webhook
@@ -282,10 +270,7 @@ func runNotifications(a *app, c *command, args []string) error {
 	if *limit < 1 || *limit > ledger.MaxNotificationsPage {
 		return invalid("limit", "must be from 1 to %d", ledger.MaxNotificationsPage)
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(pos[0]); err != nil {
+	if _, err := a.openOrg(pos[0]); err != nil {
 		return err
 	}
 	if *before < 0 {
@@ -323,10 +308,7 @@ func runOrgEmails(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(pos[0]); err != nil {
+	if _, err := a.openOrg(pos[0]); err != nil {
 		return err
 	}
 	if err := ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) error {

@@ -301,6 +301,14 @@ func (a *app) close() {
 	}
 }
 
+// openOrg connects and reads the org: what a command on one org does first.
+func (a *app) openOrg(orgID string) (ledger.Org, error) {
+	if err := a.connect(); err != nil {
+		return ledger.Org{}, err
+	}
+	return a.requireOrg(orgID)
+}
+
 // requireOrg reads the org, so that a command on an unknown org fails with
 // "org ORG: not found" before it does anything else.
 func (a *app) requireOrg(orgID string) (ledger.Org, error) {

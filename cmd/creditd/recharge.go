@@ -24,10 +24,7 @@ func runPaymentMethodSet(a *app, c *command, args []string) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	if _, err := a.requireOrg(p.OrgID); err != nil {
+	if _, err := a.openOrg(p.OrgID); err != nil {
 		return err
 	}
 	if err := ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) (err error) {
@@ -87,10 +84,7 @@ func runRechargeSet(a *app, c *command, args []string) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	if err := a.connect(); err != nil {
-		return err
-	}
-	org, err := a.requireOrg(r.OrgID)
+	org, err := a.openOrg(r.OrgID)
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ type runningWorker struct {
 	queue       *asynq.Client // the sweeps' fan-out and the outbox relay
 	stopRelay   context.CancelFunc
 	relayDone   chan struct{}
-	inspector   *asynq.Inspector // the relay's
+	relayClient *jobs.Client
 }
 
 // startWorker starts serving the queues in the background; stop it with
@@ -127,10 +127,9 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Hold:       &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
 		Sweep:      &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
 		Advance:    &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
-		Deliver: &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook,
-			LinkBase: d.LinkBase, Log: d.Log},
-		Recharge: &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger, Log: d.Log},
-		Stripe:   &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
+		Deliver:    &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
+		Recharge:   &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger},
+		Stripe:     &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {
@@ -139,8 +138,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		_ = w.queue.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	w.inspector = asynq.NewInspector(d.Redis)
-	relay := &jobs.Relay{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue, Inspector: w.inspector, Log: d.Log}
+	w.relayClient = jobs.NewClient(d.Redis)
+	relay := &jobs.Relay{Ledger: d.Ledger, DB: d.Pool, Client: w.relayClient, Log: d.Log}
 	rctx, stopRelay := context.WithCancel(context.Background())
 	w.stopRelay, w.relayDone = stopRelay, make(chan struct{})
 	go func() { relay.Run(rctx); close(w.relayDone) }()
@@ -160,7 +159,7 @@ func (w *runningWorker) Shutdown() {
 		w.srv.Shutdown()
 		w.stopBatcher()
 		<-w.batcherDone
-		if err := errors.Join(w.queue.Close(), w.inspector.Close()); err != nil {
+		if err := errors.Join(w.queue.Close(), w.relayClient.Close()); err != nil {
 			w.log.Warn("close redis client", "err", err)
 		}
 		w.log.Info("worker stopped")
