@@ -55,8 +55,11 @@ func mapError(err error) error {
 		case "23505": // unique_violation
 			// Only the org key is an expected race; any other duplicate is a
 			// bug to see as itself, not to pass off as an idempotency conflict.
-			if pgErr.ConstraintName == "orgs_pkey" {
+			switch pgErr.ConstraintName {
+			case "orgs_pkey":
 				return fmt.Errorf("%w: org already exists: %w", ErrConflict, err)
+			case "payments_payment": // a payment is credited once, ever, to one org
+				return fmt.Errorf("%w: payment credited to another org: %w", ErrConflict, err)
 			}
 		case "22P02", "22P05": // invalid text representation, untranslatable character
 			return &ValidationError{Field: "metadata", Reason: pgErr.Message}

@@ -464,6 +464,9 @@ func (l *Ledger) CompleteRecharge(ctx context.Context, tx pgx.Tx, orgID, attempt
 	if err != nil {
 		return GrantResult{}, err
 	}
+	if err := l.recordPayment(ctx, tx, PaymentRecharge, paymentIntentID, res, a.Amount); err != nil {
+		return GrantResult{}, err
+	}
 	if _, err := tx.Exec(ctx, finishAttemptSQL, orgID, attemptID, RechargeSucceeded, paymentIntentID, "", "", "", l.now()); err != nil {
 		return GrantResult{}, mapError(fmt.Errorf("complete recharge %s: %w", attemptID, err))
 	}

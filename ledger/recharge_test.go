@@ -141,6 +141,14 @@ func TestRecharge_OneAttemptPerCrossing(t *testing.T) {
 	if recharged != 1 {
 		t.Fatalf("%d recharge lots, want 1: %+v", recharged, b.Lots)
 	}
+	pays, err := f.l.Payments(f.ctx, f.pool, org, time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pays) != 1 || pays[0].PaymentID != "pi_1" || pays[0].Kind != ledger.PaymentRecharge || pays[0].Credits != cr("500") ||
+		pays[0].Paid != (credits.Money{Minor: 500_00, Currency: "USD"}) {
+		t.Fatalf("payments %+v, want the one recharge of 500 credits for 500.00 USD", pays)
+	}
 	f.use(org, "e2", "460") // 90: the next crossing opens the next attempt
 	if as := f.attempts(org); len(as) != 2 || as[0].Status != ledger.RechargePending || as[1].Status != ledger.RechargeSucceeded {
 		t.Fatalf("attempts %+v", as)

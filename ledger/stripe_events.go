@@ -91,5 +91,9 @@ func (l *Ledger) CreditPurchase(ctx context.Context, tx pgx.Tx, orgID, paymentID
 	if c <= 0 {
 		return GrantResult{}, invalid("amount", "%s buys no credits", paid)
 	}
-	return l.Grant(ctx, tx, Grant{OrgID: orgID, Amount: c, Source: SourcePurchase, Key: "payment:" + paymentID, PaymentID: paymentID})
+	res, err := l.Grant(ctx, tx, Grant{OrgID: orgID, Amount: c, Source: SourcePurchase, Key: "payment:" + paymentID, PaymentID: paymentID})
+	if err != nil {
+		return GrantResult{}, err
+	}
+	return res, l.recordPayment(ctx, tx, PaymentPurchase, paymentID, res, paid)
 }
