@@ -59,17 +59,24 @@ func loadZone(name string) (*time.Location, error) {
 // CycleStart returns the start of cycle k. Each start is computed from the
 // anchor's wall-clock fields directly, never by adding to the previous start,
 // so clamping never drifts and a daylight-saving change neither skips nor
-// doubles a cycle: a start that falls in a spring-forward gap moves forward
-// by the gap's length (02:30 in a 02:00–03:00 gap starts at 03:30), and one
-// in an autumn overlap takes the first of the two instants.
+// doubles a cycle (wallTime resolves gaps and overlaps).
 func (a Anchor) CycleStart(k int) time.Time {
 	local := a.At.In(a.Zone)
 	y, m, d := local.Date()
 	hh, mm, ss := local.Clock()
-	ns := local.Nanosecond()
 	first := time.Date(y, m+time.Month(k), 1, 0, 0, 0, 0, time.UTC)
 	day := min(d, daysIn(first.Year(), first.Month()))
-	t := time.Date(first.Year(), first.Month(), day, hh, mm, ss, ns, a.Zone)
+	return wallTime(first.Year(), first.Month(), day, hh, mm, ss, local.Nanosecond(), a.Zone)
+}
+
+// wallTime is the instant at which the wall clock in zone shows the given
+// date and time. One that falls in a spring-forward gap moves forward by the
+// gap's length (02:30 in a 02:00–03:00 gap is 03:30; midnight in a gap at
+// midnight is 01:00), and one in an autumn overlap takes the first of the two
+// instants. Cycle starts and the dates of usage reports both resolve local
+// times this way.
+func wallTime(y int, mo time.Month, d, hh, mm, ss, ns int, zone *time.Location) time.Time {
+	t := time.Date(y, mo, d, hh, mm, ss, ns, zone)
 	if h, m, _ := t.Clock(); h != hh || m != mm {
 		// The wall-clock time does not exist that day (a spring-forward gap).
 		// time.Date resolved it to the wall clock before the gap west of UTC
@@ -77,16 +84,15 @@ func (a Anchor) CycleStart(k int) time.Time {
 		// gap too (the offset at t is the one before the gap only then).
 		_, before := t.Zone()
 		_, after := t.Add(24 * time.Hour).Zone()
-		t = t.Add(time.Duration(after-before) * time.Second)
-		return t
+		return t.Add(time.Duration(after-before) * time.Second)
 	}
 	// In an autumn overlap the wall-clock time occurs twice, and time.Date
 	// returns either one (the later east of UTC, the earlier west of it).
 	// Take the first: the same wall clock, one offset change earlier.
 	_, off := t.Zone()
 	if _, prev := t.Add(-24 * time.Hour).Zone(); prev > off {
-		if e := t.Add(-time.Duration(prev-off) * time.Second); sameWallClock(e.In(a.Zone), t) {
-			t = e.In(a.Zone)
+		if e := t.Add(-time.Duration(prev-off) * time.Second); sameWallClock(e.In(zone), t) {
+			t = e.In(zone)
 		}
 	}
 	return t
