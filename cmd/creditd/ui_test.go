@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,16 +16,6 @@ import (
 // uiRedisDB is the Redis database of the operators' UI case.
 const uiRedisDB = 15
 
-// findChromium returns the path of a headless-capable Chromium, or "".
-func findChromium() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
 // testOperatorsUI runs `creditd all`, records three usage events through the
 // queue, and opens /monitor/ in a real headless Chromium. The browser meets
 // the basic-auth challenge and logs in with the operator token, as a person
@@ -36,10 +23,7 @@ func findChromium() string {
 // three processed tasks. A screenshot is saved in the test's temp dir (and in
 // $CREDITD_UI_SCREENSHOT_DIR when set, to look at it afterwards).
 func testOperatorsUI(t *testing.T, c *cli) {
-	chromium := findChromium()
-	if chromium == "" {
-		t.Skip("Chromium is not installed (Debian: apt-get install chromium; `make test` installs it when run as root): the operators' UI was not tested in a browser")
-	}
+	browser := jobstest.Browser(t, "the operators' UI", 1400, 900)
 	const token = "ui-test-operator-token"
 	redisURL := jobstest.URL(jobstest.Redis(t, uiRedisDB))
 	c.env = append(c.env, config.EnvRedisURL+"="+redisURL, config.EnvAPIToken+"="+token, config.EnvHTTPAddr+"=127.0.0.1:0")
@@ -51,14 +35,7 @@ func testOperatorsUI(t *testing.T, c *cli) {
 		c.ok("usage", "ui", "1.5", "--event", ev, "--wait")
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900))
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(browser, 90*time.Second)
 	defer cancelTimeout()
 
 	// Answer the server's basic-auth challenge the way a person answers the
@@ -103,7 +80,7 @@ func testOperatorsUI(t *testing.T, c *cli) {
 		})()`, chromedp.WithPollingTimeout(60*time.Second)))
 	shot, shotErr := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if shotErr == nil {
-		saveScreenshot(t, shot)
+		jobstest.SaveScreenshot(t, "monitor.png", shot)
 	}
 	if err != nil {
 		t.Fatalf("the dashboard did not show the usage queue: %v", err)
@@ -113,20 +90,5 @@ func testOperatorsUI(t *testing.T, c *cli) {
 	}
 	if processed != "3" {
 		t.Fatalf("the usage queue shows %q processed tasks, want 3", processed)
-	}
-}
-
-func saveScreenshot(t *testing.T, png []byte) {
-	t.Helper()
-	dirs := []string{t.TempDir()}
-	if d := os.Getenv("CREDITD_UI_SCREENSHOT_DIR"); d != "" {
-		dirs = append(dirs, d)
-	}
-	for _, d := range dirs {
-		path := filepath.Join(d, "monitor.png")
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
 	}
 }

@@ -1,0 +1,31 @@
+// Package render renders invoices and usage reports for people and
+// spreadsheets: CSV (encoding/csv, one row per line with a section column,
+// headers stable for scripts) and a printable HTML page (html/template from
+// an embedded file, no external resources, no JavaScript). It is shared by
+// the CLI (`creditd invoice --csv|--html`, `creditd report --csv`) and the
+// HTTP API (?format=csv|html), so both print the same bytes. It lives under
+// jobs beside httpapi, the other consumer of the ledger's read types, and
+// reads nothing itself: callers pass what the ledger returned.
+//
+// Credits are printed as exact decimals (credits.Credits.String), money as
+// decimals of the currency's minor unit (credits.Money.Decimal), times in
+// RFC 3339, and a line that names no team, user or feature as "(none)".
+package render
+
+import "github.com/creditd/creditd/ledger/credits"
+
+// None is how a line that names no team, user or feature is printed.
+const None = "(none)"
+
+// label prints a group key, "" as None.
+func label(key string) string {
+	if key == "" {
+		return None
+	}
+	return key
+}
+
+// money prints minor units of currency as a decimal without the currency.
+func money(minor int64, currency string) string {
+	return credits.Money{Minor: minor, Currency: currency}.Decimal()
+}
