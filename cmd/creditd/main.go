@@ -86,6 +86,10 @@ func commands() []*command {
 			"Run all cycle work due as of TIME (default now) through the queue and wait for it: expiry, rollover,\n" +
 				"allocation, elapsed holds. Needs running workers and REDIS_URL. --dry-run prints per org what would be\n" +
 				"granted, expired and rolled over (also for a future TIME) and changes nothing.", runCycle},
+		{"report", "ORG --from TIME --to TIME --by team|user|feature [--json|--csv]",
+			"Print the org's usage in [from, to) by team, user or feature: events applied and rejected, credits, units, runs and\n" +
+				"overage runs, and totals. An event is in the range when it occurred in it. TIME is RFC 3339 or a date YYYY-MM-DD,\n" +
+				"midnight in the org's time zone; at most 400 days. Usage naming no team, user or feature is the group (none).", runReport},
 		{"verify", "[--json]", "Check every ledger invariant for every org; exit 1 on any violation.", runVerify},
 		{"limit set", "ORG (--team T | --user U) AMOUNT", "Give a team or user of an org a monthly credit limit.", runLimitSet},
 		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},
