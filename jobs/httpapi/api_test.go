@@ -39,6 +39,7 @@ func TestAPI(t *testing.T) {
 		{"Alerts", testAlerts},
 		{"Recharge", testRecharge},
 		{"StripeWebhook", testStripeWebhook},
+		{"Report", testReport},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

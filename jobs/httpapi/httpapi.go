@@ -209,6 +209,7 @@ func (s *Server) routes() {
 	s.handleOrg("POST /v1/orgs/{org}/usage", ledger.RoleMember, s.postUsage)
 	s.handleOrg("GET /v1/orgs/{org}/balance", ledger.RoleMember, s.getBalance)
 	s.handleOrg("GET /v1/orgs/{org}/history", ledger.RoleMember, s.getHistory)
+	s.handleOrg("GET /v1/orgs/{org}/report", ledger.RoleMember, s.getReport)
 	s.handleOrg("POST /v1/orgs/{org}/holds", ledger.RoleMember, s.postHold)
 	s.handleOrg("POST /v1/orgs/{org}/holds/{id}/capture", ledger.RoleMember, s.captureHold)
 	s.handleOrg("POST /v1/orgs/{org}/holds/{id}/release", ledger.RoleMember, s.releaseHold)
