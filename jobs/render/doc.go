@@ -1,11 +1,12 @@
 // Package render renders invoices and usage reports for people and
 // spreadsheets: CSV (encoding/csv, one row per line with a section column,
 // headers stable for scripts) and a printable HTML page (html/template from
-// an embedded file, no external resources, no JavaScript). It is shared by
-// the CLI (`creditd invoice --csv|--html`, `creditd report --csv`) and the
-// HTTP API (?format=csv|html), so both print the same bytes. It lives under
-// jobs beside httpapi, the other consumer of the ledger's read types, and
-// reads nothing itself: callers pass what the ledger returned.
+// an embedded file, no external resources, no JavaScript). The CLI and the
+// HTTP API both call it (`creditd report --csv` and GET .../report?format=csv
+// use ReportCSV; the invoice command and route are to use InvoiceCSV and
+// InvoiceHTML), so both print the same bytes. It lives under jobs beside
+// httpapi, its other consumer, and reads nothing itself: callers pass what
+// the ledger returned.
 //
 // Credits are printed as exact decimals (credits.Credits.String), money as
 // decimals of the currency's minor unit (credits.Money.Decimal), times in
