@@ -17,6 +17,7 @@ type Handlers struct {
 	Deliver    *DeliverHandler
 	Recharge   *RechargeHandler
 	Stripe     *StripeEventHandler
+	Reconcile  *ReconcileHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -32,7 +33,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent, TypeReconcile}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -62,6 +63,9 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Stripe != nil {
 		m[TypeStripeEvent] = h.Stripe
+	}
+	if h.Reconcile != nil {
+		m[TypeReconcile] = h.Reconcile
 	}
 	return m
 }

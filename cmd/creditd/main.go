@@ -86,6 +86,10 @@ func commands() []*command {
 			"Run all cycle work due as of TIME (default now) through the queue and wait for it: expiry, rollover,\n" +
 				"allocation, elapsed holds. Needs running workers and REDIS_URL. --dry-run prints per org what would be\n" +
 				"granted, expired and rolled over (also for a future TIME) and changes nothing.", runCycle},
+		{"reconcile", "[--since DURATION] [--timeout D] [--json]",
+			"Compare the PaymentIntents Stripe made in the last --since (default 72h) with the ledger through the queue, and wait:\n" +
+				"a success the ledger lacks is credited once; other disagreements are reported. Never charges. Exit 1 on any\n" +
+				"mismatch or customer not checked. Needs running workers and REDIS_URL.", runReconcile},
 		{"verify", "[--json]", "Check every ledger invariant for every org; exit 1 on any violation.", runVerify},
 		{"limit set", "ORG (--team T | --user U) AMOUNT", "Give a team or user of an org a monthly credit limit.", runLimitSet},
 		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},

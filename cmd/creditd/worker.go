@@ -69,8 +69,10 @@ type workerDeps struct {
 	Email    jobs.EmailSender
 	Webhook  jobs.WebhookSender
 	LinkBase string
-	// Charger charges saved cards; nil when STRIPE_SECRET_KEY is not set.
-	Charger jobs.Charger
+	// Charger charges saved cards and Payments reads them back for
+	// reconciliation; both nil when STRIPE_SECRET_KEY is not set.
+	Charger  jobs.Charger
+	Payments jobs.PaymentLister
 }
 
 // runningWorker is a started worker: an asynq server and the usage batcher
@@ -98,6 +100,10 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		return nil, errors.New("worker: redis, pool, ledger and log are required")
 	}
 	metrics, err := jobs.NewMetrics(d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	reconcileMetrics, err := jobs.NewReconcileMetrics(d.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +136,7 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Deliver:    &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
 		Recharge:   &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger},
 		Stripe:     &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
+		Reconcile:  &jobs.ReconcileHandler{Ledger: d.Ledger, DB: d.Pool, Stripe: d.Payments, Log: d.Log, Metrics: reconcileMetrics},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {
