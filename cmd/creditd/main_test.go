@@ -50,6 +50,8 @@ func TestCLI(t *testing.T) {
 		{"Cycle", testCycle},
 		{"Alerts", testAlerts},
 		{"Recharge", testRecharge},
+		{"RechargeWorkerKilled", testRechargeWorkerKilled},
+		{"PaymentsWalkthrough", testPaymentsWalkthrough},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
