@@ -32,8 +32,9 @@ const ReconcilePayloadVersion = 1
 const (
 	// DefaultPendingAfter is how long a recharge attempt may stay pending
 	// before reconciliation reports it: the recharge task retries a
-	// transient failure for about 80 minutes (RechargeMaxRetry, RetryDelay).
-	DefaultPendingAfter = 90 * time.Minute
+	// transient failure for 77 to 96 minutes (RechargeMaxRetry tries,
+	// RetryDelay with its jitter).
+	DefaultPendingAfter = 2 * time.Hour
 	// ReconcileRetention keeps a finished reconciliation and its result in
 	// Redis, for `creditd reconcile` and a second scheduler's tick.
 	ReconcileRetention = time.Hour

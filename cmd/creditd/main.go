@@ -120,7 +120,8 @@ func commands() []*command {
 		{"all", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION]",
 			"Run the worker, the web server (API, UI, health, metrics) and the scheduler in one process, for development.\n" +
 				"Needs DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token, CREDITD_SCHEDULE the schedule.", runAll},
-		{"scheduler", "", "Enqueue the cycle, expiry and hold sweeps on the schedule (CREDITD_SCHEDULE) until SIGTERM. Needs REDIS_URL.\n" +
+		{"scheduler", "", "Enqueue the cycle, expiry, hold and alert sweeps and the payment reconciliation on the schedule (CREDITD_SCHEDULE;\n" +
+			"CREDITD_RECONCILE_WINDOW) until SIGTERM. Needs REDIS_URL.\n" +
 			"Any number may run at once: each tick is enqueued once.", runScheduler},
 		{"web", "[--shutdown-timeout DURATION]", "Serve the HTTP API (/v1), the operators' UI (/monitor/), /healthz, /readyz and /metrics on CREDITD_HTTP_ADDR until SIGTERM.\nNeeds DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runWeb},
 		{"token create", "ORG --role member|admin [--json]", "Make an org API token and print it once (only its hash is stored). Members record usage, hold credits and read; admins may also change billing.", runTokenCreate},
