@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
@@ -19,6 +20,8 @@ import (
 	"github.com/creditd/creditd/jobs/jobstest"
 	"github.com/creditd/creditd/jobs/payments/stripefake"
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/credits"
+	"github.com/creditd/creditd/ledger/ledgertest"
 )
 
 // stripeTestKey is the secret key the payment cases give creditd: the fake
@@ -233,10 +236,7 @@ func startStripeFake(t *testing.T, tokens ...string) fakeProcess {
 // an operator would.
 func (f fakeProcess) payments(t *testing.T) (succeeded int, charged int64, all int) {
 	t.Helper()
-	api := &client.API{}
-	api.Init(stripeTestKey, &stripe.Backends{API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
-		URL: stripe.String(f.url), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})})
-	it := api.PaymentIntents.List(&stripe.PaymentIntentListParams{Customer: stripe.String(f.customer)})
+	it := f.api().PaymentIntents.List(&stripe.PaymentIntentListParams{Customer: stripe.String(f.customer)})
 	for it.Next() {
 		pi := it.PaymentIntent()
 		all++
@@ -262,7 +262,7 @@ func testPaymentsWalkthrough(t *testing.T, c *cli) {
 	redisSrv := jobstest.StartServer(t)
 	c.env = append(c.env, config.EnvRedisURL+"="+jobstest.URL(redisSrv.Opt()), config.EnvHTTPAddr+"=127.0.0.1:0",
 		config.EnvStripeSecretKey+"="+stripeTestKey, config.EnvStripeAPIBase+"="+fake.url)
-	_, stop := startServing(t, c.bin, c.env, "all", `"creditd all stopped"`)
+	base, stop := startServing(t, c.bin, c.env, "all", `"creditd all stopped"`)
 
 	c.ok("org", "create", "walk", "--plan", "enterprise", "--email", "admin@walk.example")
 	c.ok("grant", "walk", "100", "--source", "promo", "--key", "welcome")
@@ -331,5 +331,65 @@ func testPaymentsWalkthrough(t *testing.T, c *cli) {
 		t.Fatalf("reconcile = %+v, want two payment intents checked and nothing to do", rec)
 	}
 	c.ok("verify")
-	stop()
+
+	// Then a purchase whose webhook never came is credited by `creditd
+	// reconcile`, once; a payment the ledger credited that Stripe never made
+	// is reported (exit 1, a log line, the metric) and keeps its credits.
+	pi := fake.purchase(t, good, 20_00, "walk")
+	c.json(0, &rec, "reconcile", "--since", "1h", "--json")
+	if len(rec.Credited) != 1 || rec.Credited[0].PaymentID != pi || rec.Credited[0].Kind != ledger.PaymentPurchase || len(rec.Mismatches) != 0 {
+		t.Fatalf("reconcile = %+v, want the purchase %s credited", rec, pi)
+	}
+	c.json(0, &rec, "reconcile", "--since", "1h", "--json")
+	if len(rec.Credited) != 0 {
+		t.Fatalf("second reconcile = %+v, want nothing credited", rec)
+	}
+	pool := ledgertest.Pool(t, c.url)
+	l := ledger.New(config.DefaultCatalog(), nil)
+	if err := ledger.WithTx(context.Background(), pool, func(tx pgx.Tx) error {
+		_, err := l.CreditPurchase(context.Background(), tx, "walk", "pi_neverpaid", credits.Money{Minor: 10_00, Currency: "USD"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.json(1, &rec, "reconcile", "--since", "1h", "--json")
+	if len(rec.Mismatches) != 1 || rec.Mismatches[0].Kind != jobs.MismatchMissing || rec.Mismatches[0].PaymentID != "pi_neverpaid" {
+		t.Fatalf("reconcile = %+v, want pi_neverpaid reported missing in Stripe", rec)
+	}
+	if got := c.balanceWithoutAt("walk"); !strings.Contains(got, `"available":"35.000"`) {
+		t.Fatalf("balance %s, want 5 + 20 + 10: nothing taken back", got)
+	}
+	_, metrics := httpDo(t, "GET", base+"/metrics", "", nil)
+	for _, want := range []string{`creditd_payments_reconcile_credited_total{kind="purchase"} 1`,
+		`creditd_payments_reconcile_mismatches_total{kind="missing_in_stripe"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("/metrics has no %s", want)
+		}
+	}
+	c.ok("verify")
+	if logs := stop(); !strings.Contains(logs, `"msg":"payment mismatch","kind":"missing_in_stripe","org":"walk","payment_id":"pi_neverpaid"`) {
+		t.Fatalf("no mismatch line in the log:\n%s", logs)
+	}
+}
+
+// purchase pays amount (minor units) with a card of the fake's customer, for
+// org by metadata, through the Stripe API: what a host application's
+// checkout does.
+func (f fakeProcess) purchase(t *testing.T, card string, amount int64, org string) string {
+	t.Helper()
+	p := &stripe.PaymentIntentParams{Amount: stripe.Int64(amount), Currency: stripe.String("usd"), Customer: stripe.String(f.customer),
+		PaymentMethod: stripe.String(card), Confirm: stripe.Bool(true)}
+	p.AddMetadata("org_id", org)
+	pi, err := f.api().PaymentIntents.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pi.ID
+}
+
+func (f fakeProcess) api() *client.API {
+	api := &client.API{}
+	api.Init(stripeTestKey, &stripe.Backends{API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+		URL: stripe.String(f.url), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})})
+	return api
 }
