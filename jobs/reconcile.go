@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,9 +26,17 @@ import (
 // whoever comes first. Everything else that disagrees is reported to
 // operators (log, metric, task result), never repaired by taking credits
 // back. It never charges: it only reads from Stripe.
-const TypeReconcile = "payments:reconcile"
+//
+// As the cycle sweeps do, the payments:reconcile task only pages through the
+// orgs with a saved card and fans them out, ReconcilePageSize at a time, as
+// payments:reconcile_page tasks, which do the checking; so any number of
+// orgs is checked by any number of workers, each task short.
+const (
+	TypeReconcile     = "payments:reconcile"
+	TypeReconcilePage = "payments:reconcile_page"
+)
 
-// ReconcilePayloadVersion is the version this code writes.
+// ReconcilePayloadVersion is the version this code writes, for both types.
 const ReconcilePayloadVersion = 1
 
 const (
@@ -38,10 +48,14 @@ const (
 	// ReconcileRetention keeps a finished reconciliation and its result in
 	// Redis, for `creditd reconcile` and a second scheduler's tick.
 	ReconcileRetention = time.Hour
-	// reconcileTimeout bounds one run.
+	// reconcileTimeout bounds one task, the sweep or a page.
 	reconcileTimeout = 10 * time.Minute
-	// reconcileCustomersPage is the number of saved cards read per query.
-	reconcileCustomersPage = 200
+	// ReconcilePageSize is the number of orgs per page task: a few Stripe
+	// requests each, well inside the timeout.
+	ReconcilePageSize = 100
+	// MaxReconcilePages bounds the pages one sweep fans out (1,000,000
+	// orgs); the result says when the rest was left for the next run.
+	MaxReconcilePages = 10000
 	// maxListedPerCustomer bounds the PaymentIntents read per customer and
 	// run; a customer with more is reported as not fully checked.
 	maxListedPerCustomer = 1000
@@ -133,7 +147,106 @@ func (c *Client) Reconcile(ctx context.Context, since, at time.Time) (string, er
 	return id, nil
 }
 
-// ReconcileResult is what a reconciliation found and did.
+// ReconcileSweepResult is what the sweep leaves: the page tasks it
+// enqueued.
+type ReconcileSweepResult struct {
+	Orgs    int      `json:"orgs"`
+	Tasks   []string `json:"tasks"`
+	Partial bool     `json:"partial,omitempty"` // MaxReconcilePages reached; the rest waits for the next run
+}
+
+// ReconcilePagePayload is one page of orgs to check for [Since, At].
+type ReconcilePagePayload struct {
+	Version int       `json:"v"`
+	Since   time.Time `json:"since"`
+	At      time.Time `json:"at"`
+	Orgs    []string  `json:"orgs"`
+}
+
+func (p ReconcilePagePayload) validate() error {
+	if err := (ReconcilePayload{Version: p.Version, Since: p.Since, At: p.At}).validate(); err != nil {
+		return err
+	}
+	if len(p.Orgs) == 0 || len(p.Orgs) > ReconcilePageSize {
+		return &PayloadError{Field: "orgs", Reason: fmt.Sprintf("must hold 1 to %d orgs", ReconcilePageSize)}
+	}
+	return nil
+}
+
+// newReconcilePageTask builds the task of one page; its id is derived from
+// the window and the orgs, so a retried sweep enqueues nothing new.
+func newReconcilePageTask(p ReconcilePagePayload) (task *asynq.Task, id string, err error) {
+	// A page of org ids of up to 128 characters fits in the batch bound.
+	data, err := encodePayload(p, MaxBatchPayloadBytes)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256([]byte(strings.Join(p.Orgs, "\n")))
+	id = TypeReconcilePage + ":" + p.At.UTC().Format(time.RFC3339Nano) + ":" + p.Since.UTC().Format(time.RFC3339Nano) + ":" +
+		hex.EncodeToString(sum[:12])
+	return asynq.NewTask(TypeReconcilePage, data, asynq.Queue(QueuePayments), asynq.TaskID(id), asynq.MaxRetry(5),
+		asynq.Timeout(reconcileTimeout), asynq.Retention(ReconcileRetention+reconcileTimeout)), id, nil
+}
+
+// ReconcileSweepHandler pages through the orgs with a saved card and fans
+// them out as page tasks.
+type ReconcileSweepHandler struct {
+	Ledger   *ledger.Ledger
+	DB       ledger.DBTX
+	Queue    enqueuer // an *asynq.Client
+	PageSize int      // orgs per page task; ReconcilePageSize when 0
+}
+
+// ProcessTask reads the saved cards page by page (keyset paging) and
+// enqueues one payments:reconcile_page task per page.
+func (h *ReconcileSweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p ReconcilePayload
+	if err := decodeStrict(t.Payload(), &p); err != nil {
+		return permanent(err)
+	}
+	if err := p.validate(); err != nil {
+		return permanent(err)
+	}
+	size := h.PageSize
+	if size <= 0 || size > ReconcilePageSize {
+		size = ReconcilePageSize
+	}
+	res := ReconcileSweepResult{Tasks: []string{}}
+	after := ""
+	for {
+		cards, err := h.Ledger.PaymentCustomers(ctx, h.DB, after, size)
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		if len(cards) > 0 {
+			orgs := make([]string, len(cards))
+			for i, c := range cards {
+				orgs[i] = c.OrgID
+			}
+			task, id, err := newReconcilePageTask(ReconcilePagePayload{Version: ReconcilePayloadVersion, Since: p.Since, At: p.At, Orgs: orgs})
+			if err != nil {
+				return err
+			}
+			if _, err := h.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				return fmt.Errorf("reconcile: enqueue page: %w", err)
+			}
+			res.Orgs += len(orgs)
+			res.Tasks = append(res.Tasks, id)
+			after = orgs[len(orgs)-1]
+		}
+		if len(cards) < size {
+			break
+		}
+		if len(res.Tasks) >= MaxReconcilePages {
+			res.Partial = true
+			break
+		}
+	}
+	return writeResult(t, res)
+}
+
+// ReconcileResult is what a reconciliation page found and did; Add sums
+// the pages of one run.
 type ReconcileResult struct {
 	Since          time.Time         `json:"since"`
 	At             time.Time         `json:"at"`
@@ -146,6 +259,22 @@ type ReconcileResult struct {
 	// and counted in the metrics, not listed here.
 	Unlisted int    `json:"unlisted,omitempty"`
 	Skipped  string `json:"skipped,omitempty"` // why nothing was checked
+	// Partial: the sweep stopped at MaxReconcilePages (set by whoever sums
+	// the pages).
+	Partial bool `json:"partial,omitempty"`
+}
+
+// Add sums the result of another page into r.
+func (r *ReconcileResult) Add(o ReconcileResult) {
+	r.Customers += o.Customers
+	r.PaymentIntents += o.PaymentIntents
+	r.Credited = append(r.Credited, o.Credited...)
+	r.Mismatches = append(r.Mismatches, o.Mismatches...)
+	r.Failed = append(r.Failed, o.Failed...)
+	r.Unlisted += o.Unlisted
+	if r.Skipped == "" {
+		r.Skipped = o.Skipped
+	}
 }
 
 // ReconcileCredit is a payment reconciliation credited.
@@ -194,7 +323,7 @@ type PaymentLister interface {
 	GetPaymentIntent(ctx context.Context, id string) (PaymentIntent, error)
 }
 
-// ReconcileHandler runs reconciliations.
+// ReconcileHandler checks pages of orgs.
 type ReconcileHandler struct {
 	Ledger *ledger.Ledger
 	DB     interface {
@@ -209,28 +338,30 @@ type ReconcileHandler struct {
 	PendingAfter time.Duration
 }
 
-// ProcessTask reconciles the payload's window and stores the result.
+// ProcessTask checks the page's orgs and stores the result.
 func (h *ReconcileHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p ReconcilePayload
-	if err := decodeStrict(t.Payload(), &p); err != nil {
+	var p ReconcilePagePayload
+	if err := decodeStrictN(t.Payload(), &p, MaxBatchPayloadBytes); err != nil {
 		return permanent(err)
 	}
 	if err := p.validate(); err != nil {
 		return permanent(err)
 	}
-	res, err := h.Reconcile(ctx, p.Since, p.At)
+	res, err := h.Reconcile(ctx, p.Orgs, p.Since, p.At)
 	if err != nil {
 		return err
 	}
 	return writeResult(t, res)
 }
 
-// Reconcile compares the PaymentIntents created in [since, at] of every
-// org's saved customer with the ledger: it credits the successes the ledger
-// lacks and reports the rest (see the Mismatch kinds). Stripe errors for one
-// customer are reported in Failed and the others go on; a database error
-// ends the run (the task retries; what was credited stays credited once).
-func (h *ReconcileHandler) Reconcile(ctx context.Context, since, at time.Time) (ReconcileResult, error) {
+// Reconcile compares the PaymentIntents created in [since, at] of the
+// orgs' saved customers with the ledger: it credits the successes the
+// ledger lacks and reports the rest (see the Mismatch kinds). An org
+// without a saved card (removed since the sweep) is skipped. Stripe errors
+// for one customer are reported in Failed and the others go on; a database
+// error ends the run (the task retries; what was credited stays credited
+// once).
+func (h *ReconcileHandler) Reconcile(ctx context.Context, orgs []string, since, at time.Time) (ReconcileResult, error) {
 	res := ReconcileResult{Since: since, At: at, Credited: []ReconcileCredit{}, Mismatches: []Mismatch{}}
 	if h.Stripe == nil {
 		res.Skipped = "payments are not configured: set STRIPE_SECRET_KEY"
@@ -238,22 +369,19 @@ func (h *ReconcileHandler) Reconcile(ctx context.Context, since, at time.Time) (
 		return res, nil
 	}
 	listed := map[string]bool{} // customers shared by orgs are listed once
-	after := ""
-	for {
-		page, err := h.Ledger.PaymentCustomers(ctx, h.DB, after, reconcileCustomersPage)
+	for _, org := range orgs {
+		pm, err := h.Ledger.GetPaymentMethod(ctx, h.DB, org)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
 		if err != nil {
-			return res, fmt.Errorf("reconcile: %w", err)
+			return res, fmt.Errorf("reconcile org %s: %w", org, err)
 		}
-		for _, pm := range page {
-			if err := h.reconcileOrg(ctx, pm, listed, &res); err != nil {
-				return res, fmt.Errorf("reconcile org %s: %w", pm.OrgID, err)
-			}
+		if err := h.reconcileOrg(ctx, pm, listed, &res); err != nil {
+			return res, fmt.Errorf("reconcile org %s: %w", org, err)
 		}
-		if len(page) < reconcileCustomersPage {
-			return res, nil
-		}
-		after = page[len(page)-1].OrgID
 	}
+	return res, nil
 }
 
 // reconcileOrg checks one org: its customer's PaymentIntents, its pending

@@ -137,7 +137,7 @@ func (r *reconcileRig) purchase(amount int64, metadata map[string]string, confir
 func (r *reconcileRig) reconcile() jobs.ReconcileResult {
 	r.t.Helper()
 	now := time.Now().UTC()
-	res, err := r.h.Reconcile(r.ctx, now.Add(-config.DefaultReconcileWindow), now)
+	res, err := r.h.Reconcile(r.ctx, []string{reconcileOrg}, now.Add(-config.DefaultReconcileWindow), now)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestReconcile_RechargeChargedButNotCommitted(t *testing.T) {
 		for range 3 {
 			wg.Go(func() {
 				now := time.Now().UTC()
-				res, err := r.h.Reconcile(r.ctx, now.Add(-time.Hour), now)
+				res, err := r.h.Reconcile(r.ctx, []string{reconcileOrg}, now.Add(-time.Hour), now)
 				errs <- err
 				credited <- len(res.Credited)
 			})
@@ -418,34 +418,119 @@ func TestReconcile_PaymentsOff(t *testing.T) {
 	t.Parallel()
 	h := &jobs.ReconcileHandler{Ledger: ledger.New(config.DefaultCatalog(), nil), DB: ledgertest.NewPool(t), Log: slog.New(slog.DiscardHandler)}
 	now := time.Now()
-	res, err := h.Reconcile(context.Background(), now.Add(-time.Hour), now)
+	res, err := h.Reconcile(context.Background(), []string{"acme"}, now.Add(-time.Hour), now)
 	if err != nil || !strings.Contains(res.Skipped, "STRIPE_SECRET_KEY") {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 }
 
 // TestReconcile_BadPayloadsAreArchived: payloads a worker cannot act on fail
-// at once, never retried.
+// at once, never retried, for the sweep and for a page.
 func TestReconcile_BadPayloadsAreArchived(t *testing.T) {
 	t.Parallel()
 	now := time.Now().UTC()
+	window := `"since":"2026-01-01T00:00:00Z","at":"2026-01-02T00:00:00Z"`
 	for _, tc := range []struct {
 		name    string
+		typ     string
 		payload string
 		field   string
 	}{
-		{"unknown field", `{"v":1,"since":"2026-01-01T00:00:00Z","at":"2026-01-02T00:00:00Z","x":1}`, "x"},
-		{"no at", `{"v":1,"since":"2026-01-01T00:00:00Z"}`, "at"},
-		{"since after at", `{"v":1,"since":"2026-01-03T00:00:00Z","at":"2026-01-02T00:00:00Z"}`, "since"},
-		{"window too long", fmt.Sprintf(`{"v":1,"since":%q,"at":%q}`, now.AddDate(0, -2, 0).Format(time.RFC3339), now.Format(time.RFC3339)), "since"},
-		{"version", `{"v":2,"since":"2026-01-01T00:00:00Z","at":"2026-01-02T00:00:00Z"}`, "v"},
+		{"unknown field", jobs.TypeReconcile, `{"v":1,` + window + `,"x":1}`, "x"},
+		{"no at", jobs.TypeReconcile, `{"v":1,"since":"2026-01-01T00:00:00Z"}`, "at"},
+		{"since after at", jobs.TypeReconcile, `{"v":1,"since":"2026-01-03T00:00:00Z","at":"2026-01-02T00:00:00Z"}`, "since"},
+		{"window too long", jobs.TypeReconcile, fmt.Sprintf(`{"v":1,"since":%q,"at":%q}`, now.AddDate(0, -2, 0).Format(time.RFC3339), now.Format(time.RFC3339)), "since"},
+		{"version", jobs.TypeReconcile, `{"v":2,` + window + `}`, "v"},
+		{"page without orgs", jobs.TypeReconcilePage, `{"v":1,` + window + `,"orgs":[]}`, "orgs"},
+		{"page too large", jobs.TypeReconcilePage, `{"v":1,` + window + `,"orgs":["a"` + strings.Repeat(`,"a"`, jobs.ReconcilePageSize) + `]}`, "orgs"},
+		{"page without window", jobs.TypeReconcilePage, `{"v":1,"orgs":["a"]}`, "at"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &jobs.ReconcileHandler{}
-			err := h.ProcessTask(context.Background(), asynq.NewTask(jobs.TypeReconcile, []byte(tc.payload)))
+			mux := jobs.NewMux(jobs.Handlers{ReconcileSweep: &jobs.ReconcileSweepHandler{}, Reconcile: &jobs.ReconcileHandler{}})
+			err := mux.ProcessTask(context.Background(), asynq.NewTask(tc.typ, []byte(tc.payload)))
 			if !errors.Is(err, asynq.SkipRetry) || !strings.Contains(err.Error(), tc.field) {
 				t.Fatalf("err = %v, want SkipRetry naming %s", err, tc.field)
 			}
 		})
 	}
+}
+
+// TestReconcile_SweepFansOutPages runs the scheduled path on a real worker
+// (its own redis-server): the sweep pages through five orgs with cards two
+// at a time, the three page tasks check them, and their results, summed as
+// `creditd reconcile` does, list every customer once and the one purchase
+// the ledger lacked, credited once.
+func TestReconcile_SweepFansOutPages(t *testing.T) {
+	t.Parallel()
+	r := newReconcileRig(t) // org acme
+	orgs := []string{reconcileOrg}
+	for _, org := range []string{"o1", "o2", "o3", "o4"} {
+		cus, pm := r.fake.NewCustomerWithCard(t, "tok_visa")
+		r.tx(func(tx pgx.Tx) error {
+			if _, err := r.ledger.CreateOrg(r.ctx, tx, ledger.NewOrg{ID: org, Plan: "standard"}); err != nil {
+				return err
+			}
+			_, err := r.ledger.SetPaymentMethod(r.ctx, tx, ledger.PaymentMethod{OrgID: org, CustomerID: cus, PaymentMethodID: pm})
+			return err
+		})
+		orgs = append(orgs, org)
+	}
+	r.tx(func(tx pgx.Tx) error { // an org without a card is not visited
+		_, err := r.ledger.CreateOrg(r.ctx, tx, ledger.NewOrg{ID: "nocard", Plan: "standard"})
+		return err
+	})
+	pi := r.purchase(25_00, map[string]string{"org_id": reconcileOrg}, true)
+
+	redisOpt := jobstest.StartServer(t).Opt()
+	queue := asynq.NewClient(redisOpt)
+	client := jobs.NewClient(redisOpt)
+	srv := asynq.NewServer(redisOpt, asynq.Config{Concurrency: 4, Queues: jobs.QueuePriorities(), LogLevel: asynq.FatalLevel,
+		TaskCheckInterval: 20 * time.Millisecond})
+	if err := srv.Start(jobs.NewMux(jobs.Handlers{
+		ReconcileSweep: &jobs.ReconcileSweepHandler{Ledger: r.ledger, DB: r.pool, Queue: queue, PageSize: 2},
+		Reconcile:      r.h,
+	})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); queue.Close(); client.Close() })
+
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	defer cancel()
+	wait := func(id string, v any) {
+		t.Helper()
+		info, err := client.Wait(ctx, jobs.QueuePayments, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(info.Result, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	id, err := client.Reconcile(ctx, now.Add(-time.Hour), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sweep jobs.ReconcileSweepResult
+	wait(id, &sweep)
+	if sweep.Orgs != len(orgs) || len(sweep.Tasks) != 3 || sweep.Partial {
+		t.Fatalf("sweep %+v, want %d orgs in 3 pages", sweep, len(orgs))
+	}
+	var sum jobs.ReconcileResult
+	for _, page := range sweep.Tasks {
+		var res jobs.ReconcileResult
+		wait(page, &res)
+		sum.Add(res)
+	}
+	if sum.Customers != len(orgs) || len(sum.Credited) != 1 || sum.Credited[0].PaymentID != pi || len(sum.Mismatches) != 0 || len(sum.Failed) != 0 {
+		t.Fatalf("pages summed %+v, want %d customers and %s credited", sum, len(orgs), pi)
+	}
+	// The same instant again: the sweep's task id is taken, nothing runs twice.
+	if again, err := client.Reconcile(ctx, now.Add(-time.Hour), now); err != nil || again != id {
+		t.Fatalf("second enqueue: %q, %v", again, err)
+	}
+	if got := r.available(); got != credits.MustParse("225") {
+		t.Fatalf("available %s, want 200 + 25", got)
+	}
+	r.verify()
 }

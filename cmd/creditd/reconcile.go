@@ -11,7 +11,8 @@ import (
 )
 
 // runReconcile runs a payment reconciliation through the queue, as the
-// scheduler does every quarter hour, and waits for it: Stripe's
+// scheduler does every quarter hour, and waits for its sweep and the pages
+// it fanned out, summing their results: Stripe's
 // PaymentIntents created in the last --since against the ledger. It prints
 // what it credited and what disagrees; it exits 1 when anything disagrees
 // or could not be checked.
@@ -42,13 +43,18 @@ func runReconcile(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	info, err := client.Wait(ctx, jobs.QueuePayments, id)
-	if err != nil {
-		return fmt.Errorf("%w (is a worker running?)", err)
+	var sweep jobs.ReconcileSweepResult
+	if err := waitPayments(ctx, client, id, &sweep); err != nil {
+		return err
 	}
-	var res jobs.ReconcileResult
-	if err := json.Unmarshal(info.Result, &res); err != nil {
-		return fmt.Errorf("task %s: unreadable result: %w", id, err)
+	res := jobs.ReconcileResult{Since: at.Add(-*since).Truncate(time.Microsecond), At: at.Truncate(time.Microsecond),
+		Credited: []jobs.ReconcileCredit{}, Mismatches: []jobs.Mismatch{}, Partial: sweep.Partial}
+	for _, page := range sweep.Tasks {
+		var r jobs.ReconcileResult
+		if err := waitPayments(ctx, client, page, &r); err != nil {
+			return err
+		}
+		res.Add(r)
 	}
 	if *asJSON {
 		if err := a.printJSON(res); err != nil {
@@ -57,8 +63,20 @@ func runReconcile(a *app, c *command, args []string) error {
 	} else {
 		a.printReconcile(res)
 	}
-	if res.Skipped != "" || len(res.Mismatches) > 0 || len(res.Failed) > 0 || res.Unlisted > 0 {
+	if res.Skipped != "" || res.Partial || len(res.Mismatches) > 0 || len(res.Failed) > 0 || res.Unlisted > 0 {
 		return exitStatus(1)
+	}
+	return nil
+}
+
+// waitPayments waits for a payments-queue task and decodes its result.
+func waitPayments(ctx context.Context, client *jobs.Client, taskID string, v any) error {
+	info, err := client.Wait(ctx, jobs.QueuePayments, taskID)
+	if err != nil {
+		return fmt.Errorf("%w (is a worker running?)", err)
+	}
+	if err := json.Unmarshal(info.Result, v); err != nil {
+		return fmt.Errorf("task %s: unreadable result: %w", taskID, err)
 	}
 	return nil
 }
@@ -81,5 +99,8 @@ func (a *app) printReconcile(res jobs.ReconcileResult) {
 	}
 	if res.Unlisted > 0 {
 		a.printf("  %d more credits and mismatches are in the worker's log\n", res.Unlisted)
+	}
+	if res.Partial {
+		a.printf("  more orgs have cards than one run checks (%d pages); the rest is checked by the next run\n", jobs.MaxReconcilePages)
 	}
 }

@@ -128,15 +128,16 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		// No ErrorHandler: jobs.Logging logs every failed task once.
 	})
 	mux := jobs.NewMux(jobs.Handlers{
-		Usage:      &jobs.UsageHandler{Batcher: batcher},
-		UsageBatch: &jobs.UsageBatchHandler{Batcher: batcher},
-		Hold:       &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
-		Sweep:      &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
-		Advance:    &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
-		Deliver:    &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
-		Recharge:   &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger},
-		Stripe:     &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
-		Reconcile:  &jobs.ReconcileHandler{Ledger: d.Ledger, DB: d.Pool, Stripe: d.Payments, Log: d.Log, Metrics: reconcileMetrics},
+		Usage:          &jobs.UsageHandler{Batcher: batcher},
+		UsageBatch:     &jobs.UsageBatchHandler{Batcher: batcher},
+		Hold:           &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
+		Sweep:          &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
+		Advance:        &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
+		Deliver:        &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
+		Recharge:       &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger},
+		Stripe:         &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
+		ReconcileSweep: &jobs.ReconcileSweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
+		Reconcile:      &jobs.ReconcileHandler{Ledger: d.Ledger, DB: d.Pool, Stripe: d.Payments, Log: d.Log, Metrics: reconcileMetrics},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {
