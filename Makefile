@@ -18,6 +18,7 @@ BENCH_PKGS ?= ./ledger/...
 BENCH ?= .
 TEST_TIMEOUT ?= 20m
 STATICCHECK_VERSION ?= latest
+STRIPE_MOCK_VERSION ?= latest
 
 # Sets DATABASE_URL and REDIS_URL in the recipe's shell. The assignment makes a
 # failing provision.sh fail the recipe (a bare `eval "$(...)"` would not).
@@ -31,6 +32,18 @@ FIND_STATICCHECK = staticcheck=$$(command -v staticcheck || true); \
 	  if [ ! -x "$$staticcheck" ]; then \
 	    echo "installing staticcheck@$(STATICCHECK_VERSION)" >&2; \
 	    $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	  fi; \
+	fi
+
+# stripe-mock for the request-shape test of jobs/payments: on PATH or in
+# GOBIN / GOPATH/bin, else installed there; a failed install (no network)
+# only says so, and that test then skips, saying so too.
+ENSURE_STRIPE_MOCK = if ! command -v stripe-mock >/dev/null; then \
+	  gobin=$$($(GO) env GOBIN); gopath=$$($(GO) env GOPATH); \
+	  if [ ! -x "$${gobin:-$${gopath%%:*}/bin}/stripe-mock" ]; then \
+	    echo "installing stripe-mock@$(STRIPE_MOCK_VERSION)" >&2; \
+	    $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) || \
+	      echo "stripe-mock could not be installed: its conformance test will skip" >&2; \
 	  fi; \
 	fi
 
@@ -70,6 +83,7 @@ run:
 test:
 	@$(PROVISION)
 	deploy/dev/chromium.sh
+	$(ENSURE_STRIPE_MOCK)
 	echo "==> go vet ./..."
 	$(GO) vet ./...
 	$(FIND_STATICCHECK)

@@ -18,6 +18,9 @@ const (
 	JobLots   = "lots"   // lots whose expiry has passed
 	JobHolds  = "holds"  // holds whose time is up
 	JobAlerts = "alerts" // alert rules evaluated again: runway forecasts, and a safety net
+	// JobReconcile compares recent Stripe payments with the ledger (a
+	// payments:reconcile task, not a sweep of due work).
+	JobReconcile = "reconcile"
 )
 
 // Schedule is the scheduler's table: a cron spec (robfig/cron's five fields,
@@ -29,9 +32,10 @@ type Schedule map[string]string
 // DefaultSchedule runs the cycle and expiry sweeps every five minutes, the
 // hold sweep every minute and the alert sweep every half hour (it visits every
 // org with rules; every write evaluates what it may cross already). Sweeps are level-triggered, so a late or missed
-// tick only delays work, and the next one catches up.
+// tick only delays work, and the next one catches up. Payment reconciliation runs every quarter hour.
 func DefaultSchedule() Schedule {
-	return Schedule{JobCycles: "*/5 * * * *", JobLots: "*/5 * * * *", JobHolds: "* * * * *", JobAlerts: "*/30 * * * *"}
+	return Schedule{JobCycles: "*/5 * * * *", JobLots: "*/5 * * * *", JobHolds: "* * * * *", JobAlerts: "*/30 * * * *",
+		JobReconcile: "*/15 * * * *"}
 }
 
 // Jobs returns the scheduled jobs in a fixed order.

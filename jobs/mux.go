@@ -17,6 +17,9 @@ type Handlers struct {
 	Deliver    *DeliverHandler
 	Recharge   *RechargeHandler
 	Stripe     *StripeEventHandler
+	// ReconcileSweep fans the orgs out; Reconcile checks pages of them.
+	ReconcileSweep *ReconcileSweepHandler
+	Reconcile      *ReconcileHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -32,7 +35,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent, TypeReconcile, TypeReconcilePage}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -62,6 +65,12 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Stripe != nil {
 		m[TypeStripeEvent] = h.Stripe
+	}
+	if h.ReconcileSweep != nil {
+		m[TypeReconcile] = h.ReconcileSweep
+	}
+	if h.Reconcile != nil {
+		m[TypeReconcilePage] = h.Reconcile
 	}
 	return m
 }

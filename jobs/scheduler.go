@@ -36,6 +36,8 @@ type Scheduler struct {
 	cancel   context.CancelFunc
 	first    sync.WaitGroup // the ticks of Start
 	ready    chan struct{}  // closed when the ticks of Start are done
+	// window is how far back the reconciliation job looks.
+	window time.Duration
 }
 
 // NewScheduler checks the schedule and prepares the cron table; start it with
@@ -47,11 +49,12 @@ func NewScheduler(client *Client, schedule config.Schedule, clock ledger.Clock, 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Scheduler{client: client, clock: clock, log: log, schedule: schedule, cron: cron.New(cron.WithLocation(time.UTC))}
+	s := &Scheduler{client: client, clock: clock, log: log, schedule: schedule, cron: cron.New(cron.WithLocation(time.UTC)),
+		window: config.DefaultReconcileWindow}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ready = make(chan struct{})
 	for _, job := range schedule.Jobs() {
-		if _, ok := jobKinds[job]; !ok {
+		if _, ok := jobKinds[job]; !ok && job != config.JobReconcile {
 			return nil, fmt.Errorf("schedule: unknown job %q", job)
 		}
 		job := job
@@ -98,9 +101,22 @@ func (s *Scheduler) tick(job string) {
 	}
 }
 
-// Tick enqueues job's sweep for the minute of at. Tests call it with the
-// instants of a simulated clock.
+// SetReconcileWindow sets how far back the reconciliation job looks
+// (config.DefaultReconcileWindow unless set); call it before Start.
+func (s *Scheduler) SetReconcileWindow(d time.Duration) { s.window = d }
+
+// Tick enqueues job's sweep (or the reconciliation) for the minute of at.
+// Tests call it with the instants of a simulated clock.
 func (s *Scheduler) Tick(ctx context.Context, job string, at time.Time) error {
+	if job == config.JobReconcile {
+		at = at.UTC().Truncate(time.Minute)
+		id, err := s.client.Reconcile(ctx, at.Add(-s.window), at)
+		if err != nil {
+			return err
+		}
+		s.log.Debug("tick", "job", job, "task_id", id)
+		return nil
+	}
 	kind, ok := jobKinds[job]
 	if !ok {
 		return fmt.Errorf("unknown job %q", job)

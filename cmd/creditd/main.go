@@ -90,6 +90,10 @@ func commands() []*command {
 			"Print the org's usage in [from, to) by team, user or feature: events applied and rejected, credits, units, runs and\n" +
 				"overage runs, and totals. An event is in the range when it occurred in it. TIME is RFC 3339 or a date YYYY-MM-DD,\n" +
 				"midnight in the org's time zone; at most 400 days. Usage naming no team, user or feature is the group (none).", runReport},
+		{"reconcile", "[--since DURATION] [--timeout D] [--json]",
+			"Compare the PaymentIntents Stripe made in the last --since (default 72h) with the ledger through the queue, and wait:\n" +
+				"a success the ledger lacks is credited once; other disagreements are reported. Never charges. Exit 1 on any\n" +
+				"mismatch or customer not checked. Needs running workers and REDIS_URL.", runReconcile},
 		{"verify", "[--json]", "Check every ledger invariant for every org; exit 1 on any violation.", runVerify},
 		{"limit set", "ORG (--team T | --user U) AMOUNT", "Give a team or user of an org a monthly credit limit.", runLimitSet},
 		{"limit remove", "ORG (--team T | --user U)", "Remove a team's or user's monthly credit limit.", runLimitRemove},
@@ -120,7 +124,8 @@ func commands() []*command {
 		{"all", "[--concurrency N] [--batch-max N] [--batch-wait DURATION] [--shutdown-timeout DURATION]",
 			"Run the worker, the web server (API, UI, health, metrics) and the scheduler in one process, for development.\n" +
 				"Needs DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token, CREDITD_SCHEDULE the schedule.", runAll},
-		{"scheduler", "", "Enqueue the cycle, expiry and hold sweeps on the schedule (CREDITD_SCHEDULE) until SIGTERM. Needs REDIS_URL.\n" +
+		{"scheduler", "", "Enqueue the cycle, expiry, hold and alert sweeps and the payment reconciliation on the schedule (CREDITD_SCHEDULE;\n" +
+			"CREDITD_RECONCILE_WINDOW) until SIGTERM. Needs REDIS_URL.\n" +
 			"Any number may run at once: each tick is enqueued once.", runScheduler},
 		{"web", "[--shutdown-timeout DURATION]", "Serve the HTTP API (/v1), the operators' UI (/monitor/), /healthz, /readyz and /metrics on CREDITD_HTTP_ADDR until SIGTERM.\nNeeds DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token.", runWeb},
 		{"token create", "ORG --role member|admin [--json]", "Make an org API token and print it once (only its hash is stored). Members record usage, hold credits and read; admins may also change billing.", runTokenCreate},

@@ -51,6 +51,8 @@ func TestCLI(t *testing.T) {
 		{"Alerts", testAlerts},
 		{"Recharge", testRecharge},
 		{"Report", testReport},
+		{"RechargeWorkerKilled", testRechargeWorkerKilled},
+		{"PaymentsWalkthrough", testPaymentsWalkthrough},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

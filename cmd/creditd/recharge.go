@@ -148,9 +148,11 @@ func describeRecharge(r ledger.RechargeSettings) string {
 	if !r.Enabled {
 		return r.OrgID + ": auto-recharge is off"
 	}
-	what := "buy what brings the balance to " + r.Target.String()
+	var what string
 	if r.Amount != nil {
 		what = "buy " + r.Amount.String() + " credits"
+	} else if r.Target != nil {
+		what = "buy what brings the balance to " + r.Target.String()
 	}
 	s := fmt.Sprintf("%s: at or below %s credits, %s", r.OrgID, r.Threshold, what)
 	if r.MonthlyCap != nil {

@@ -15,10 +15,15 @@ func startScheduler(a *app, client *jobs.Client, log *slog.Logger) (*jobs.Schedu
 	if err != nil {
 		return nil, err
 	}
+	window, err := config.ReconcileWindowFromEnv(a.getenv)
+	if err != nil {
+		return nil, err
+	}
 	s, err := jobs.NewScheduler(client, schedule, ledger.SystemClock, log)
 	if err != nil {
 		return nil, err
 	}
+	s.SetReconcileWindow(window)
 	s.Start()
 	log.Info("scheduler started", "schedule", schedule)
 	return s, nil

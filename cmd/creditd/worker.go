@@ -69,8 +69,10 @@ type workerDeps struct {
 	Email    jobs.EmailSender
 	Webhook  jobs.WebhookSender
 	LinkBase string
-	// Charger charges saved cards; nil when STRIPE_SECRET_KEY is not set.
-	Charger jobs.Charger
+	// Charger charges saved cards and Payments reads them back for
+	// reconciliation; both nil when STRIPE_SECRET_KEY is not set.
+	Charger  jobs.Charger
+	Payments jobs.PaymentLister
 }
 
 // runningWorker is a started worker: an asynq server and the usage batcher
@@ -101,6 +103,10 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 	if err != nil {
 		return nil, err
 	}
+	reconcileMetrics, err := jobs.NewReconcileMetrics(d.Registry)
+	if err != nil {
+		return nil, err
+	}
 	batcher := jobs.NewBatcher(d.Ledger, d.Pool,
 		jobs.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Observe: metrics.ObserveBatch}, d.Log)
 	// The batcher outlives the signal: it stops after the server has drained.
@@ -122,14 +128,16 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		// No ErrorHandler: jobs.Logging logs every failed task once.
 	})
 	mux := jobs.NewMux(jobs.Handlers{
-		Usage:      &jobs.UsageHandler{Batcher: batcher},
-		UsageBatch: &jobs.UsageBatchHandler{Batcher: batcher},
-		Hold:       &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
-		Sweep:      &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
-		Advance:    &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
-		Deliver:    &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
-		Recharge:   &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger},
-		Stripe:     &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
+		Usage:          &jobs.UsageHandler{Batcher: batcher},
+		UsageBatch:     &jobs.UsageBatchHandler{Batcher: batcher},
+		Hold:           &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
+		Sweep:          &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
+		Advance:        &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
+		Deliver:        &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
+		Recharge:       &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger},
+		Stripe:         &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
+		ReconcileSweep: &jobs.ReconcileSweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
+		Reconcile:      &jobs.ReconcileHandler{Ledger: d.Ledger, DB: d.Pool, Stripe: d.Payments, Log: d.Log, Metrics: reconcileMetrics},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {

@@ -104,7 +104,7 @@ func (s *Server) SetDecline(paymentMethodID, code, declineCode string) {
 	defer s.mu.Unlock()
 	pm, ok := s.paymentMethods[paymentMethodID]
 	if !ok {
-		s.tb.Errorf("stripefake: SetDecline: no such payment method %q", paymentMethodID)
+		s.errorf("stripefake: SetDecline: no such payment method %q", paymentMethodID)
 		return
 	}
 	if code == "" {

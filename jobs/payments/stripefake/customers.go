@@ -1,6 +1,8 @@
 package stripefake
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -110,14 +112,34 @@ func notAttached(pmID, param string) *apiError {
 // the org's default card" leaves behind.
 func (s *Server) NewCustomerWithCard(tb testing.TB, token string) (customerID, paymentMethodID string) {
 	tb.Helper()
+	cus, pms, err := s.CreateCustomer(token)
+	if err != nil {
+		tb.Fatalf("stripefake: NewCustomerWithCard: %v", err)
+	}
+	return cus, pms[0]
+}
+
+// CreateCustomer creates, without going through HTTP, a customer with one
+// attached card per test token (see the package documentation), the first
+// its default payment method, and returns their ids in the tokens' order.
+func (s *Server) CreateCustomer(tokens ...string) (customerID string, paymentMethodIDs []string, err error) {
+	if len(tokens) == 0 {
+		return "", nil, errors.New("a customer needs at least one card")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pm, ok := s.newCard(token)
-	if !ok {
-		tb.Fatalf("stripefake: NewCustomerWithCard: unknown test token %q", token)
+	for _, tok := range tokens {
+		if _, ok := testCards[tok]; !ok {
+			return "", nil, fmt.Errorf("unknown test token %q", tok)
+		}
 	}
 	cu := s.newCustomer()
-	pm.Customer = &cu.ID
-	cu.InvoiceSettings.DefaultPaymentMethod = &pm.ID
-	return cu.ID, pm.ID
+	for _, tok := range tokens {
+		pm, _ := s.newCard(tok)
+		pm.Customer = &cu.ID
+		paymentMethodIDs = append(paymentMethodIDs, pm.ID)
+	}
+	def := paymentMethodIDs[0]
+	cu.InvoiceSettings.DefaultPaymentMethod = &def
+	return cu.ID, paymentMethodIDs, nil
 }

@@ -73,6 +73,11 @@
 //   - FaultDropResponse runs the request and stores its idempotent result,
 //     then drops the connection without answering: Stripe succeeded but the
 //     response was lost. A retry with the same key gets the stored response.
+//   - FaultHoldResponse runs the request and stores its result like
+//     FaultDropResponse, but holds the answer until the client gives up or
+//     goes away (or 30 seconds pass) before dropping the connection: the
+//     caller dies while Stripe has already succeeded (a worker SIGKILLed
+//     waiting for its charge).
 //   - FaultDecline and FaultAuthRequired wait for a request that charges a
 //     card (creating a confirmed PaymentIntent, paying an invoice) and make
 //     that charge decline with card_declined/generic_decline or need

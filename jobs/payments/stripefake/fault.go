@@ -28,6 +28,11 @@ const (
 	// FaultDropResponse runs the request, stores its idempotent result, and
 	// drops the connection without answering.
 	FaultDropResponse
+	// FaultHoldResponse runs the request and stores its idempotent result,
+	// then holds the answer until the client gives up or goes away (or 30 s
+	// pass) and drops the connection: Stripe succeeded while the caller
+	// waited, and the caller died waiting (a worker killed mid-charge).
+	FaultHoldResponse
 )
 
 func (f Fault) String() string {
@@ -46,6 +51,8 @@ func (f Fault) String() string {
 		return "FaultTimeout"
 	case FaultDropResponse:
 		return "FaultDropResponse"
+	case FaultHoldResponse:
+		return "FaultHoldResponse"
 	}
 	return fmt.Sprintf("Fault(%d)", int(f))
 }
@@ -69,8 +76,8 @@ type faultRule struct {
 // by requests that charge a card. A misuse (n < 1, a prefix not starting with
 // "/", an unknown fault) fails the test.
 func (s *Server) FailNext(prefix string, n int, f Fault) {
-	if n < 1 || !strings.HasPrefix(prefix, "/") || f < FaultNone || f > FaultDropResponse {
-		s.tb.Errorf("stripefake: FailNext(%q, %d, %v): need a path starting with / and n >= 1", prefix, n, f)
+	if n < 1 || !strings.HasPrefix(prefix, "/") || f < FaultNone || f > FaultHoldResponse {
+		s.errorf("stripefake: FailNext(%q, %d, %v): need a path starting with / and n >= 1", prefix, n, f)
 		return
 	}
 	s.mu.Lock()

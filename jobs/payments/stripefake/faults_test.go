@@ -125,6 +125,74 @@ func TestFault_Timeout(t *testing.T) {
 	}
 }
 
+// TestFault_HoldResponse: the charge is made while the client waits, and
+// the client gives up (or dies) without an answer; a retry under the same
+// key is answered with the stored charge.
+func TestFault_HoldResponse(t *testing.T) {
+	t.Parallel()
+	s := stripefake.New(t)
+	const timeout = 300 * time.Millisecond
+	api := apiFor(t, testKey, backendWithClient(s, &http.Client{Timeout: timeout}))
+	cus, pm := s.NewCustomerWithCard(t, "tok_visa")
+	s.FailNext("/v1/payment_intents", 1, stripefake.FaultHoldResponse)
+
+	start := time.Now()
+	_, err := api.PaymentIntents.New(recharge(cus, pm, 2500, "k"))
+	if err == nil {
+		t.Fatalf("request held by FaultHoldResponse succeeded")
+	}
+	if d := time.Since(start); d < timeout || d > 5*time.Second {
+		t.Errorf("client gave up after %v, want about %v", d, timeout)
+	}
+	// Charged while the client waited.
+	wantCharges(t, s, cus, 2500)
+
+	pi, err := api.PaymentIntents.New(recharge(cus, pm, 2500, "k"))
+	if err != nil {
+		t.Fatalf("retry with the same key: %v", err)
+	}
+	if pi.LastResponse.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry was not replayed")
+	}
+	wantCharges(t, s, cus, 2500)
+	if reqs := s.Requests(); len(reqs) != 2 || reqs[0].Fault != stripefake.FaultHoldResponse || reqs[0].Status != 0 || !reqs[1].Replayed {
+		t.Errorf("Requests() = %+v, want a held request then a replay", reqs)
+	}
+}
+
+// TestListen_Standalone: the fake outside a test, as cmd/stripefake runs it,
+// with a customer holding two cards, one that declines.
+func TestListen_Standalone(t *testing.T) {
+	t.Parallel()
+	var misuses []string
+	s, err := stripefake.Listen("127.0.0.1:0", func(format string, args ...any) { misuses = append(misuses, format) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cus, pms, err := s.CreateCustomer("tok_visa", "tok_chargeDeclinedInsufficientFunds")
+	if err != nil || len(pms) != 2 {
+		t.Fatalf("CreateCustomer: %v, %v", pms, err)
+	}
+	api := newAPI(t, s)
+	if _, err := api.PaymentIntents.New(recharge(cus, pms[0], 2500, "a")); err != nil {
+		t.Fatalf("charge the good card: %v", err)
+	}
+	_, err = api.PaymentIntents.New(recharge(cus, pms[1], 2500, "b"))
+	if se := asStripeError(t, err); se.DeclineCode != "insufficient_funds" {
+		t.Fatalf("declining card: %+v", se)
+	}
+	wantCharges(t, s, cus, 2500)
+	if _, _, err := s.CreateCustomer("tok_nosuchcard"); err == nil {
+		t.Fatal("an unknown test token was accepted")
+	}
+	s.SetDecline("pm_nosuchcard", "card_declined", "")
+	if len(misuses) != 1 {
+		t.Fatalf("misuses reported: %v", misuses)
+	}
+	s.Close() // twice is fine
+}
+
 func TestFailNext_Queue(t *testing.T) {
 	t.Parallel()
 	s := stripefake.New(t)

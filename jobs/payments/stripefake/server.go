@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -35,10 +36,11 @@ type Server struct {
 	// takes as its backend URL and creditd as STRIPE_API_BASE.
 	URL string
 
-	tb      testing.TB
-	ts      *httptest.Server
-	closing chan struct{}
-	routes  []route
+	errorf    func(format string, args ...any) // reports a misuse of the fake
+	ts        *httptest.Server
+	closing   chan struct{}
+	closeOnce sync.Once
+	routes    []route
 
 	mu             sync.Mutex
 	now            func() time.Time
@@ -65,7 +67,7 @@ type Request struct {
 	// Replayed is true when the response came from the idempotency store.
 	Replayed bool
 	// Status is the HTTP status sent, 0 when no response was sent
-	// (FaultTimeout, FaultDropResponse).
+	// (FaultTimeout, FaultDropResponse, FaultHoldResponse).
 	Status int
 	// Fault is the fault this request took, FaultNone if it took none.
 	Fault Fault
@@ -91,16 +93,40 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
-	// drop is FaultTimeout or FaultDropResponse when no response is sent.
+	// drop is FaultTimeout, FaultDropResponse or FaultHoldResponse when no
+	// response is sent.
 	drop Fault
 }
 
 // New starts a fake on 127.0.0.1 with an ephemeral port and closes it when
-// the test ends.
+// the test ends. A misuse of the fake fails the test.
 func New(tb testing.TB) *Server {
 	tb.Helper()
+	s := newServer(tb.Errorf)
+	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.URL = s.ts.URL
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Listen starts a fake on addr (host:port; port 0 picks one) outside a
+// test, for a standalone process (cmd/stripefake): misuses are reported to
+// errorf. Stop it with Close.
+func Listen(addr string, errorf func(format string, args ...any)) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("stripefake: %w", err)
+	}
+	s := newServer(errorf)
+	s.ts = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}}
+	s.ts.Start()
+	s.URL = s.ts.URL
+	return s, nil
+}
+
+func newServer(errorf func(format string, args ...any)) *Server {
 	s := &Server{
-		tb:             tb,
+		errorf:         errorf,
 		closing:        make(chan struct{}),
 		now:            time.Now,
 		idem:           map[idemKey]*idemEntry{},
@@ -113,15 +139,17 @@ func New(tb testing.TB) *Server {
 		invoices:       map[string]*invoice{},
 	}
 	s.routes = s.routeTable()
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	s.URL = s.ts.URL
-	tb.Cleanup(func() {
-		// Release requests held by FaultTimeout first: httptest.Server.Close
-		// waits for every active request.
+	return s
+}
+
+// Close stops the fake. It releases requests held by FaultTimeout and
+// FaultHoldResponse first: httptest.Server.Close waits for every active
+// request. It may be called more than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.ts.Close()
 	})
-	return s
 }
 
 // Backend returns a stripe-go backend pointed at the fake, with stripe-go's
@@ -189,7 +217,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	switch res.drop {
-	case FaultTimeout:
+	case FaultTimeout, FaultHoldResponse:
 		hold := time.NewTimer(maxHold)
 		defer hold.Stop()
 		select {
@@ -276,8 +304,8 @@ func (s *Server) dispatch(r *http.Request, req *Request, formErr error, requestI
 			res := response{status: e.status, body: e.body, header: http.Header{}}
 			res.header.Set("Idempotent-Replayed", "true")
 			res.header.Set("Original-Request", e.requestID)
-			if req.Fault == FaultDropResponse {
-				res.drop = FaultDropResponse
+			if req.Fault == FaultDropResponse || req.Fault == FaultHoldResponse {
+				res.drop = req.Fault
 			}
 			return res
 		}
@@ -294,8 +322,8 @@ func (s *Server) dispatch(r *http.Request, req *Request, formErr error, requestI
 	if idempotent && (aerr == nil || !aerr.validation) {
 		s.idem[key] = &idemEntry{fingerprint: fp, requestID: requestID, status: res.status, body: res.body}
 	}
-	if req.Fault == FaultDropResponse {
-		res.drop = FaultDropResponse
+	if req.Fault == FaultDropResponse || req.Fault == FaultHoldResponse {
+		res.drop = req.Fault
 	}
 	return res
 }
