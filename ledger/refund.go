@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"math/bits"
@@ -82,6 +83,9 @@ type ReversalResult struct {
 	// Replayed: nothing new (the refund total or the dispute was seen
 	// before).
 	Replayed bool `json:"replayed,omitempty"`
+	// Pending: no org was credited for the payment (yet); the reversal is
+	// kept and applied if one is.
+	Pending bool `json:"pending,omitempty"`
 }
 
 const lockPaymentSQL = `
@@ -118,8 +122,27 @@ const pauseForReversalSQL = `UPDATE recharge_settings SET paused = true, last_er
 // A dispute, or any reversal of an automatic recharge, also pauses the
 // org's auto-recharge (its last error says why): the card is not charged
 // again automatically until an admin updates it or enables recharge again.
-// ErrNotFound when no org was credited for the payment.
+//
+// A reversal of a payment no org was credited for is kept (Pending): Stripe
+// may deliver a refund before the success it reverses, so it is applied in
+// the transaction that credits the payment, by whichever path.
 func (l *Ledger) ReversePayment(ctx context.Context, tx pgx.Tx, r Reversal) (ReversalResult, error) {
+	if err := r.Validate(); err != nil {
+		return ReversalResult{}, err
+	}
+	if err := lockPayment(ctx, tx, r.PaymentID); err != nil {
+		return ReversalResult{}, err
+	}
+	res, err := l.reverse(ctx, tx, r)
+	if errors.Is(err, ErrNotFound) {
+		return ReversalResult{PaymentID: r.PaymentID, Kind: r.Kind, Pending: true}, l.keepReversal(ctx, tx, r)
+	}
+	return res, err
+}
+
+// reverse is ReversePayment of a credited payment (ErrNotFound otherwise),
+// under the payment's lock.
+func (l *Ledger) reverse(ctx context.Context, tx pgx.Tx, r Reversal) (ReversalResult, error) {
 	if err := r.Validate(); err != nil {
 		return ReversalResult{}, err
 	}

@@ -32,6 +32,22 @@ CREATE TABLE payment_disputes (
 );
 CREATE INDEX payment_disputes_payment ON payment_disputes (payment_id);
 
+-- Refunds and disputes of payments not credited (yet): Stripe may deliver
+-- charge.refunded before the payment_intent.succeeded it reverses. Kept
+-- here and applied in the transaction that credits the payment, whichever
+-- path credits it. dispute_id is '' for a refund, whose amount_minor is the
+-- highest cumulative total seen.
+CREATE TABLE pending_reversals (
+    payment_id   text NOT NULL,
+    kind         text NOT NULL CHECK (kind IN ('refund', 'dispute')),
+    dispute_id   text NOT NULL,
+    amount_minor bigint NOT NULL CHECK (amount_minor >= 0),
+    currency     text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    received_at  timestamptz NOT NULL,
+    PRIMARY KEY (payment_id, kind, dispute_id),
+    CHECK ((kind = 'refund') = (dispute_id = ''))
+);
+
 -- Payment methods Stripe reported detached: never saved again (Stripe cannot
 -- attach a detached payment method again, so a late payment_method.attached
 -- of one is stale). org_id is the org that had it saved, if any.
@@ -43,7 +59,7 @@ CREATE TABLE detached_payment_methods (
 
 -- +goose Down
 -- Fails once refund or dispute entries exist: entries are append-only.
-DROP TABLE detached_payment_methods, payment_disputes;
+DROP TABLE detached_payment_methods, pending_reversals, payment_disputes;
 ALTER TABLE payments DROP COLUMN taken_back, DROP COLUMN disputed_minor, DROP COLUMN refunded_minor;
 ALTER TABLE entries DROP CONSTRAINT entries_kind_check;
 ALTER TABLE entries ADD CONSTRAINT entries_kind_check CHECK (kind IN ('grant', 'usage', 'hold', 'capture', 'release',
