@@ -2,8 +2,8 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
 
