@@ -148,16 +148,18 @@ func describeRecharge(r ledger.RechargeSettings) string {
 	if !r.Enabled {
 		return r.OrgID + ": auto-recharge is off"
 	}
-	what := "buy what brings the balance to " + r.Target.String()
+	var what string
 	if r.Amount != nil {
 		what = "buy " + r.Amount.String() + " credits"
+	} else {
+		what = "buy what brings the balance to " + r.Target.String()
 	}
 	s := fmt.Sprintf("%s: at or below %s credits, %s", r.OrgID, r.Threshold, what)
 	if r.MonthlyCap != nil {
 		s += ", at most " + r.MonthlyCap.String() + " a cycle"
 	}
 	if r.Paused {
-		s += "; PAUSED after a failed charge"
+		s += "; PAUSED (a failed charge, a dispute, a refunded recharge or a detached card)"
 		if e := r.LastError; e != nil {
 			s += fmt.Sprintf(" (%s %s: %s)", e.Code, e.DeclineCode, e.Message)
 		}
