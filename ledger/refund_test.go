@@ -357,3 +357,22 @@ func TestReversePayment_RacingTheCreditTakesBackOnce(t *testing.T) {
 	f.wantAvailable(org, fmt.Sprint(payments*6))
 	f.verify()
 }
+
+func TestReversePayment_RefundedPurchaseRechargesLikeUsage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.org("acme", nil)
+	f.saveCard(org, "pm_1")
+	f.buy(org, "pi_p", usd(100_00), ledger.PurchaseOrder{})
+	if _, err := f.setRecharge(ledger.RechargeSettings{OrgID: org, Enabled: true, Threshold: cr("30"), Amount: crp("50")}); err != nil {
+		t.Fatal(err)
+	}
+	f.refund("pi_p", 80_00) // 100 → 20, below the threshold: one attempt, not paused
+	if as := f.attempts(org); len(as) != 1 || as[0].Credits != cr("50") {
+		t.Fatalf("attempts %+v after a refund below the threshold, want one of 50", as)
+	}
+	if r, err := f.l.Recharge(f.ctx, f.pool, org); err != nil || r.Paused {
+		t.Fatalf("recharge %+v, %v; want armed, not paused", r, err)
+	}
+	f.verify()
+}
