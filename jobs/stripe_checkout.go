@@ -54,12 +54,13 @@ func (h *StripeEventHandler) purchase(ctx context.Context, tx pgx.Tx, org, payme
 	return fmt.Sprintf("purchase: %s credits (replayed %v)", res.Amount, res.Replayed), nil
 }
 
-// checkout decides what a checkout.session.completed event does: a paid
-// one-time purchase (mode payment) is credited by its PaymentIntent to the
-// org named by metadata org_id, else client_reference_id (when it names an
-// org), else the org of its customer. Other sessions are ignored:
-// subscriptions and setups are not purchases, and a session paid later
-// (asynchronous methods) is credited by its payment_intent.succeeded.
+// checkout decides what a checkout.session.completed (or, for a method
+// that pays later, checkout.session.async_payment_succeeded) event does: a
+// paid one-time purchase (mode payment) is credited by its PaymentIntent to
+// the org named by metadata org_id, else client_reference_id (when it names
+// an org), else the org of its customer. Other sessions are ignored:
+// subscriptions and setups are not purchases, and an unpaid session is
+// credited by the later event.
 func (h *StripeEventHandler) checkout(ctx context.Context, cs *stripe.CheckoutSession) (org, result string, act func(pgx.Tx) (string, error)) {
 	switch {
 	case cs.Mode != stripe.CheckoutSessionModePayment:

@@ -114,7 +114,7 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 			return permanent(err)
 		}
 		act = func(tx pgx.Tx) (res string, err error) { org, res, err = h.reverse(ctx, tx, r); return res, err }
-	case "checkout.session.completed":
+	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(event.Data.Raw, &cs); err != nil {
 			return permanent(fmt.Errorf("stripe event %s: checkout session: %w", ev.ID, err))

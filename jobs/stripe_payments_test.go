@@ -168,13 +168,17 @@ func TestStripeEvent_CheckoutAndPaymentIntentCreditOnce(t *testing.T) {
 			event("evt_cs6", "checkout.session.completed", checkoutSession("cs_6", "pi_6", 10_00, map[string]string{"org_id": "acme"}, map[string]any{"mode": "subscription"})),
 			event("evt_cs7", "checkout.session.completed", checkoutSession("cs_7", "pi_7", 10_00, map[string]string{"org_id": "acme"}, map[string]any{"payment_status": "unpaid"})),
 		}, "1015.34", map[string]string{"evt_cs6": "ignored", "evt_cs7": "ignored"}},
+		{"paid later", []stripeEventDoc{
+			event("evt_cs10", "checkout.session.completed", checkoutSession("cs_10", "pi_10", 10_00, map[string]string{"org_id": "acme"}, map[string]any{"payment_status": "unpaid"})),
+			event("evt_cs11", "checkout.session.async_payment_succeeded", checkoutSession("cs_10", "pi_10", 10_00, map[string]string{"org_id": "acme"}, nil)),
+		}, "1025.34", map[string]string{"evt_cs10": "ignored", "evt_cs11": "purchase: 10"}},
 		{"no org", []stripeEventDoc{
 			event("evt_cs8", "checkout.session.completed", checkoutSession("cs_8", "pi_8", 10_00, nil, map[string]any{"client_reference_id": "user-42"})),
-		}, "1015.34", map[string]string{"evt_cs8": "unmatched"}},
+		}, "1025.34", map[string]string{"evt_cs8": "unmatched"}},
 		{"paths that disagree credit once", []stripeEventDoc{
 			event("evt_pi9", "payment_intent.succeeded", paymentIntent("pi_9", 10_00, map[string]string{"org_id": "acme"})),
 			event("evt_cs9", "checkout.session.completed", checkoutSession("cs_9", "pi_9", 10_00, map[string]string{"org_id": "acme", "package": "starter"}, nil)),
-		}, "1025.34", map[string]string{"evt_pi9": "purchase: 10", "evt_cs9": "refused: conflict"}},
+		}, "1035.34", map[string]string{"evt_pi9": "purchase: 10", "evt_cs9": "refused: conflict"}},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
