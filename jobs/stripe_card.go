@@ -33,13 +33,15 @@ func (h *StripeEventHandler) attachCard(ctx context.Context, pm *stripe.PaymentM
 		} else if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 			return "", err
 		}
-		_, err := h.Ledger.SetPaymentMethod(ctx, tx, p)
-		var v *ledger.ValidationError
+		refused, err := refusable(ctx, tx, func(sp pgx.Tx) error {
+			_, err := h.Ledger.SetPaymentMethod(ctx, sp, p)
+			return err
+		})
 		switch {
-		case errors.As(err, &v):
-			return "refused: " + v.Error(), nil
 		case err != nil:
 			return "", err
+		case refused != nil:
+			return "refused: " + refused.Error(), nil
 		}
 		return "saved card " + p.PaymentMethodID, nil
 	}
@@ -49,13 +51,15 @@ func (h *StripeEventHandler) attachCard(ctx context.Context, pm *stripe.PaymentM
 // loses it and its auto-recharge pauses (see ledger.DetachPaymentMethod);
 // the card is remembered as detached either way.
 func (h *StripeEventHandler) detachCard(ctx context.Context, tx pgx.Tx, pmID string) (org, result string, err error) {
-	org, err = h.Ledger.DetachPaymentMethod(ctx, tx, pmID)
-	var v *ledger.ValidationError
+	refused, err := refusable(ctx, tx, func(sp pgx.Tx) (err error) {
+		org, err = h.Ledger.DetachPaymentMethod(ctx, sp, pmID)
+		return err
+	})
 	switch {
-	case errors.As(err, &v):
-		return "", "refused: " + v.Error(), nil
 	case err != nil:
 		return "", "", err
+	case refused != nil:
+		return "", "refused: " + refused.Error(), nil
 	case org == "":
 		return "", fmt.Sprintf("unmatched: payment method %s is no org's saved card (remembered as detached)", pmID), nil
 	}

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -43,13 +42,16 @@ func (h *StripeEventHandler) purchase(ctx context.Context, tx pgx.Tx, org, payme
 	if err != nil {
 		return "refused: " + err.Error(), nil
 	}
-	res, err := h.Ledger.CreditOrder(ctx, tx, org, paymentID, paid, order)
-	var v *ledger.ValidationError
+	var res ledger.GrantResult
+	refused, err := refusable(ctx, tx, func(sp pgx.Tx) (err error) {
+		res, err = h.Ledger.CreditOrder(ctx, sp, org, paymentID, paid, order)
+		return err
+	})
 	switch {
-	case errors.As(err, &v), errors.Is(err, ledger.ErrConflict):
-		return "refused: " + err.Error(), nil
 	case err != nil:
 		return "", err
+	case refused != nil:
+		return "refused: " + refused.Error(), nil
 	}
 	return fmt.Sprintf("purchase: %s credits (replayed %v)", res.Amount, res.Replayed), nil
 }

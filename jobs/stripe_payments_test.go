@@ -140,7 +140,7 @@ func checkoutSession(cs, pi string, amount int64, metadata map[string]string, ex
 
 func TestStripeEvent_CheckoutAndPaymentIntentCreditOnce(t *testing.T) {
 	t.Parallel()
-	f := newEventsFixture(t, "acme")
+	f := newEventsFixture(t, "acme", "beta")
 	steps := []struct {
 		name   string
 		events []stripeEventDoc
@@ -179,12 +179,17 @@ func TestStripeEvent_CheckoutAndPaymentIntentCreditOnce(t *testing.T) {
 			event("evt_pi9", "payment_intent.succeeded", paymentIntent("pi_9", 10_00, map[string]string{"org_id": "acme"})),
 			event("evt_cs9", "checkout.session.completed", checkoutSession("cs_9", "pi_9", 10_00, map[string]string{"org_id": "acme", "package": "starter"}, nil)),
 		}, "1035.34", map[string]string{"evt_pi9": "purchase: 10", "evt_cs9": "refused: conflict"}},
+		{"one payment named for two orgs", []stripeEventDoc{
+			event("evt_pi12", "payment_intent.succeeded", paymentIntent("pi_12", 10_00, map[string]string{"org_id": "acme"})),
+			event("evt_cs12", "checkout.session.completed", checkoutSession("cs_12", "pi_12", 10_00, map[string]string{"org_id": "beta"}, nil)),
+		}, "1045.34", map[string]string{"evt_pi12": "purchase: 10", "evt_cs12": "refused: conflict: payment credited to another org"}},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			f.t = t
 			f.deliver(s.events...)
 			f.wantAvailable("acme", s.avail)
+			f.wantAvailable("beta", "0")
 			for id, want := range s.result {
 				f.wantResult(id, want)
 			}

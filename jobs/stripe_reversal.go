@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -55,13 +54,16 @@ func (h *StripeEventHandler) reverse(ctx context.Context, tx pgx.Tx, r ledger.Re
 	if r.PaymentID == "" {
 		return "", "unmatched: " + r.Kind + " names no payment intent", nil
 	}
-	res, err := h.Ledger.ReversePayment(ctx, tx, r)
-	var v *ledger.ValidationError
+	var res ledger.ReversalResult
+	refused, err := refusable(ctx, tx, func(sp pgx.Tx) (err error) {
+		res, err = h.Ledger.ReversePayment(ctx, sp, r)
+		return err
+	})
 	switch {
-	case errors.As(err, &v), errors.Is(err, ledger.ErrConflict):
-		return "", "refused: " + err.Error(), nil
 	case err != nil:
 		return "", "", err
+	case refused != nil:
+		return "", "refused: " + refused.Error(), nil
 	case res.Pending:
 		return "", fmt.Sprintf("unmatched: payment %s was not credited to any org (the %s is kept and taken back if it is)",
 			r.PaymentID, r.Kind), nil

@@ -38,6 +38,9 @@ func (r Reversal) Validate() error {
 	if err := validKey("payment_id", r.PaymentID); err != nil {
 		return err
 	}
+	if !credits.ValidCurrency(r.Amount.Currency) {
+		return invalid("amount", "currency %q is not a three-letter upper-case ISO 4217 code", r.Amount.Currency)
+	}
 	switch r.Kind {
 	case ReversalRefund:
 		if r.Amount.Minor < 0 {

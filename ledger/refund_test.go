@@ -267,6 +267,7 @@ func TestReversePayment_RefusesBadInput(t *testing.T) {
 		{"unknown kind", ledger.Reversal{PaymentID: "pi_ok", Kind: "chargeback", Amount: usd(1)}, "kind"},
 		{"negative refund", ledger.Reversal{PaymentID: "pi_ok", Kind: ledger.ReversalRefund, Amount: usd(-1)}, "amount"},
 		{"dispute without id", ledger.Reversal{PaymentID: "pi_ok", Kind: ledger.ReversalDispute, Amount: usd(1)}, "dispute_id"},
+		{"no currency", ledger.Reversal{PaymentID: "pi_none", Kind: ledger.ReversalRefund, Amount: credits.Money{Minor: 1}}, "amount"},
 		{"other currency", ledger.Reversal{PaymentID: "pi_ok", Kind: ledger.ReversalRefund, Amount: credits.Money{Minor: 1, Currency: "EUR"}}, "amount"},
 	}
 	for _, tc := range tests {
