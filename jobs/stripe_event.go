@@ -56,10 +56,14 @@ type StripeEventHandler struct {
 
 // ProcessTask acts on the event unless it was processed before.
 // payment_intent.succeeded credits a recharge (metadata recharge_attempt)
-// or a one-time purchase at the catalog's rate; either is keyed by the
-// PaymentIntent, so an event delivered again or out of order, and the
-// recharge task's own success, credit it once. setup_intent.succeeded saves
-// the card as the org's default. Other types are recorded as ignored.
+// or a one-time purchase (metadata package or credits, else the catalog's
+// rate), as checkout.session.completed does for a paid one-time Checkout;
+// either is keyed by the PaymentIntent, so an event delivered again or out
+// of order, and the recharge task's own success, credit it once.
+// setup_intent.succeeded and payment_method.attached save the card as the
+// org's default; payment_method.detached removes it. charge.refunded and
+// charge.dispute.created take back the payment's credits. Other types are
+// recorded as ignored.
 func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var p StripeEventPayload
 	if err := decodeStrict(t.Payload(), &p); err != nil {
@@ -103,6 +107,28 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 			result = err.Error()
 		} else {
 			act = func(tx pgx.Tx) (string, error) { return h.saveCard(ctx, tx, org, &si) }
+		}
+	case "charge.refunded", "charge.dispute.created":
+		r, err := reversalOf(&event)
+		if err != nil {
+			return permanent(err)
+		}
+		act = func(tx pgx.Tx) (res string, err error) { org, res, err = h.reverse(ctx, tx, r); return res, err }
+	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
+		var cs stripe.CheckoutSession
+		if err := json.Unmarshal(event.Data.Raw, &cs); err != nil {
+			return permanent(fmt.Errorf("stripe event %s: checkout session: %w", ev.ID, err))
+		}
+		org, result, act = h.checkout(ctx, &cs)
+	case "payment_method.attached", "payment_method.detached":
+		var pm stripe.PaymentMethod
+		if err := json.Unmarshal(event.Data.Raw, &pm); err != nil {
+			return permanent(fmt.Errorf("stripe event %s: payment method: %w", ev.ID, err))
+		}
+		if event.Type == "payment_method.attached" {
+			org, result, act = h.attachCard(ctx, &pm)
+		} else {
+			act = func(tx pgx.Tx) (res string, err error) { org, res, err = h.detachCard(ctx, tx, pm.ID); return res, err }
 		}
 	default:
 		result = "ignored: " + string(event.Type)
@@ -169,15 +195,7 @@ func (h *StripeEventHandler) credit(ctx context.Context, tx pgx.Tx, org string, 
 	if paid.Minor == 0 {
 		paid.Minor = pi.Amount
 	}
-	res, err := h.Ledger.CreditPurchase(ctx, tx, org, pi.ID, paid)
-	var v *ledger.ValidationError
-	if errors.As(err, &v) {
-		return "refused: " + v.Error(), nil // e.g. below the minimum purchase: recorded, not credited
-	}
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("purchase: %s credits (replayed %v)", res.Amount, res.Replayed), nil
+	return h.purchase(ctx, tx, org, pi.ID, paid, pi.Metadata) // e.g. below the minimum: recorded as refused
 }
 
 // EnqueueStripeEvent enqueues the processing of a stored event. An event

@@ -35,13 +35,20 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (org_id, payment_id) DO NOTHING`
 
 // recordPayment notes what a credited payment paid, in the grant's
-// transaction.
+// transaction, and applies the refunds and disputes of it that arrived
+// before it was credited (see applyPendingReversals).
 func (l *Ledger) recordPayment(ctx context.Context, tx pgx.Tx, kind, paymentID string, g GrantResult, paid credits.Money) error {
-	if _, err := tx.Exec(ctx, insertPaymentSQL, g.OrgID, paymentID, kind, g.LotID, int64(g.Amount), paid.Minor, paid.Currency,
-		l.now()); err != nil {
+	tag, err := tx.Exec(ctx, insertPaymentSQL, g.OrgID, paymentID, kind, g.LotID, int64(g.Amount), paid.Minor, paid.Currency, l.now())
+	if err != nil {
 		return mapError(fmt.Errorf("record payment %s: %w", paymentID, err))
 	}
-	return nil
+	if tag.RowsAffected() == 0 {
+		return nil // recorded by the first credit
+	}
+	if err := lockPayment(ctx, tx, paymentID); err != nil {
+		return err
+	}
+	return l.applyPendingReversals(ctx, tx, paymentID)
 }
 
 const selectPaymentsSQL = `

@@ -63,13 +63,16 @@ const unpauseRechargeSQL = `UPDATE recharge_settings SET paused = false, updated
 
 // SetPaymentMethod saves the org's default card for off-session charges.
 // Saving charges nothing. A saved card ends an auto-recharge pause left by a
-// failed charge.
+// failed charge. A payment method Stripe detached is refused.
 func (l *Ledger) SetPaymentMethod(ctx context.Context, tx pgx.Tx, p PaymentMethod) (PaymentMethod, error) {
 	if err := p.Validate(); err != nil {
 		return PaymentMethod{}, err
 	}
 	states, err := l.load(ctx, tx, []string{p.OrgID}, loadNeeds{})
 	if err != nil {
+		return PaymentMethod{}, err
+	}
+	if err := refuseDetached(ctx, tx, p.PaymentMethodID); err != nil {
 		return PaymentMethod{}, err
 	}
 	p.UpdatedAt = states[p.OrgID].at

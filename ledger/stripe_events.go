@@ -76,24 +76,8 @@ func (l *Ledger) OrgOfCustomer(ctx context.Context, db DBTX, customerID string) 
 	return org, nil
 }
 
-// CreditPurchase credits a one-time purchase: what paid buys at the
-// catalog's rate (at least the catalog's minimum), as never-expiring
-// credits in a lot keyed by the payment, so the payment is credited once,
-// ever, whichever path (webhook, reconciliation) sees it first.
+// CreditPurchase credits a one-time purchase at the catalog's rate (at
+// least its minimum): CreditOrder without a package or custom credits.
 func (l *Ledger) CreditPurchase(ctx context.Context, tx pgx.Tx, orgID, paymentID string, paid credits.Money) (GrantResult, error) {
-	if paymentID == "" {
-		return GrantResult{}, invalid("payment_id", "required")
-	}
-	c, err := l.catalog.Purchase.CreditsFor(paid)
-	if err != nil {
-		return GrantResult{}, invalid("amount", "%v", err)
-	}
-	if c <= 0 {
-		return GrantResult{}, invalid("amount", "%s buys no credits", paid)
-	}
-	res, err := l.Grant(ctx, tx, Grant{OrgID: orgID, Amount: c, Source: SourcePurchase, Key: "payment:" + paymentID, PaymentID: paymentID})
-	if err != nil {
-		return GrantResult{}, err
-	}
-	return res, l.recordPayment(ctx, tx, PaymentPurchase, paymentID, res, paid)
+	return l.CreditOrder(ctx, tx, orgID, paymentID, paid, PurchaseOrder{})
 }

@@ -110,6 +110,21 @@ SELECT org_id, format('%s allocation lots with key %s', count(*), key)
 FROM lots WHERE source = 'allocation' AND key LIKE 'allocation:%'
 GROUP BY org_id, key
 HAVING count(*) > 1`},
+	{"reversals_equal_entries", `
+SELECT org_id, format('payment %s has %s credits taken back, its refund and dispute entries take %s',
+       payment_id, sum(taken), -sum(amount))
+FROM (SELECT org_id, payment_id, taken_back AS taken, 0 AS amount FROM payments
+      UNION ALL
+      SELECT org_id, payment_id, 0, amount FROM entries WHERE kind IN ('refund', 'dispute')) x
+GROUP BY org_id, payment_id
+HAVING sum(taken) <> -sum(amount)`},
+	{"reversal_arithmetic", `
+SELECT p.org_id, format('payment %s of %s credits for %s, refunded %s, disputed %s (disputes sum to %s): taken back %s',
+       p.payment_id, p.credits, p.amount_minor, p.refunded_minor, p.disputed_minor, coalesce(d.sum, 0), p.taken_back)
+FROM payments p
+LEFT JOIN (SELECT payment_id, sum(amount_minor) AS sum FROM payment_disputes GROUP BY payment_id) d ON d.payment_id = p.payment_id
+WHERE p.disputed_minor <> coalesce(d.sum, 0)
+   OR p.taken_back <> floor(p.credits::numeric * least(p.amount_minor, p.refunded_minor + p.disputed_minor) / p.amount_minor)`},
 	{"entries_append_only", `
 SELECT NULL::text, 'the trigger refusing UPDATE and DELETE on entries is missing or disabled'
 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
@@ -123,8 +138,9 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
 // cost, every row belongs to an existing org and every entry to a lot of its
 // org (the checks the high-volume tables' missing foreign keys would make),
 // the soonest expiry the expiry sweep pages by is that of the open lots, no
-// cycle was allocated twice, and entries are protected from change. It reads
-// only.
+// cycle was allocated twice, every refunded or disputed payment took back
+// exactly floor(credits × returned / paid) in its entries, and entries are
+// protected from change. It reads only.
 func (l *Ledger) Verify(ctx context.Context, db DBTX) (VerifyReport, error) {
 	rep := VerifyReport{Violations: []Violation{}}
 	if err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM orgs), (SELECT count(*) FROM entries)`).

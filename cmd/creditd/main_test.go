@@ -53,6 +53,7 @@ func TestCLI(t *testing.T) {
 		{"Report", testReport},
 		{"RechargeWorkerKilled", testRechargeWorkerKilled},
 		{"PaymentsWalkthrough", testPaymentsWalkthrough},
+		{"OrgShowPayments", testOrgShowPayments},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

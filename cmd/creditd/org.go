@@ -69,10 +69,12 @@ func runOrgCreate(a *app, c *command, args []string) error {
 	return nil
 }
 
-// orgView is `org show --json`: the org's settings and its balance.
+// orgView is `org show --json`: the org's settings, its balance and its
+// payment state.
 type orgView struct {
 	ledger.Org
 	Balance ledger.Balance `json:"balance"`
+	orgPayments
 }
 
 func runOrgShow(a *app, c *command, args []string) error {
@@ -93,10 +95,14 @@ func runOrgShow(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return a.printJSON(orgView{org, bal})
+	pay, err := a.orgPayments(org.ID)
+	if err != nil {
+		return err
 	}
-	a.printOrg(org, bal)
+	if *asJSON {
+		return a.printJSON(orgView{org, bal, pay})
+	}
+	a.printOrg(org, bal, pay)
 	return nil
 }
 

@@ -22,7 +22,7 @@ func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stdout, format,
 
 func (a *app) table() *tabwriter.Writer { return tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0) }
 
-func (a *app) printOrg(o ledger.Org, b ledger.Balance) {
+func (a *app) printOrg(o ledger.Org, b ledger.Balance, p orgPayments) {
 	tw := a.table()
 	emails := strings.Join(o.Emails, ", ")
 	if emails == "" {
@@ -41,6 +41,7 @@ func (a *app) printOrg(o ledger.Org, b ledger.Balance) {
 	fmt.Fprintf(tw, "monthly cap\t%s\n", monthlyCap)
 	fmt.Fprintf(tw, "created\t%s\n", o.CreatedAt.Format(time.RFC3339))
 	balanceLines(tw, b)
+	paymentLines(tw, p)
 	tw.Flush()
 }
 

@@ -159,7 +159,7 @@ func describeRecharge(r ledger.RechargeSettings) string {
 		s += ", at most " + r.MonthlyCap.String() + " a cycle"
 	}
 	if r.Paused {
-		s += "; PAUSED after a failed charge"
+		s += "; PAUSED (a failed charge, a dispute, a refunded recharge or a detached card)"
 		if e := r.LastError; e != nil {
 			s += fmt.Sprintf(" (%s %s: %s)", e.Code, e.DeclineCode, e.Message)
 		}
