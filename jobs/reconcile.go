@@ -418,8 +418,9 @@ func (h *ReconcileHandler) reconcileOrg(ctx context.Context, pm ledger.PaymentMe
 }
 
 // reconcileSucceeded credits a succeeded PaymentIntent the ledger lacks, as
-// the webhook would: a recharge through its attempt, a purchase at the
-// catalog's rate; both keyed by the PaymentIntent, so never twice.
+// the webhook would: a recharge through its attempt, a purchase of the
+// package or credits its metadata names (else at the catalog's rate); both
+// keyed by the PaymentIntent, so never twice.
 func (h *ReconcileHandler) reconcileSucceeded(ctx context.Context, pm ledger.PaymentMethod, pi PaymentIntent, res *ReconcileResult) error {
 	org := pi.Metadata["org_id"]
 	if org == "" {
@@ -456,7 +457,11 @@ func (h *ReconcileHandler) reconcileSucceeded(ctx context.Context, pm ledger.Pay
 		if attempt != "" {
 			g, err = h.Ledger.CompleteRecharge(ctx, tx, org, attempt, pi.ID)
 		} else {
-			g, err = h.Ledger.CreditPurchase(ctx, tx, org, pi.ID, pi.Amount)
+			order, oerr := purchaseOrder(pi.Metadata) // the package or credits the webhook would honour
+			if oerr != nil {
+				return &ledger.ValidationError{Field: "metadata", Reason: oerr.Error()}
+			}
+			g, err = h.Ledger.CreditOrder(ctx, tx, org, pi.ID, pi.Amount, order)
 		}
 		return err
 	})

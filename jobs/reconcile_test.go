@@ -534,3 +534,23 @@ func TestReconcile_SweepFansOutPages(t *testing.T) {
 	}
 	r.verify()
 }
+
+// TestReconcile_PackagePurchase: a purchase of a catalog package whose
+// webhook never came is credited with the package's credits, as the webhook
+// would credit it, not at the catalog's rate.
+func TestReconcile_PackagePurchase(t *testing.T) {
+	t.Parallel()
+	r := newReconcileRig(t)
+	pi := r.purchase(10_00, map[string]string{"org_id": reconcileOrg, "package": "starter"}, true)
+	res := r.reconcile()
+	if len(res.Credited) != 1 || res.Credited[0].PaymentID != pi || res.Credited[0].Credits != credits.MustParse("1000") {
+		t.Fatalf("credited %+v, want %s: 1000 credits (package starter)", res.Credited, pi)
+	}
+	if len(res.Mismatches) != 0 {
+		t.Fatalf("mismatches %+v", res.Mismatches)
+	}
+	if got := r.available(); got != credits.MustParse("1200") {
+		t.Fatalf("available %s, want 200 + 1000", got)
+	}
+	r.verify()
+}
