@@ -11,16 +11,20 @@ import (
 )
 
 // UsageInRangeSQL is the rule that places a usage event in a period: the
-// instant it occurred (occurred_at: the time the application gave, or the
-// time it was applied when it gave none), inclusive at the start and
-// exclusive at the end. It is the WHERE condition of usage_events for org $1
-// over [$2, $3). Usage reports select by it, and invoices sum usage by it too,
-// so that a report over an invoice's period reconciles with the invoice.
+// instant the ledger applied it (recorded_at: when its credits left the
+// balance, or when it was rejected), inclusive at the start and exclusive at
+// the end. It is the WHERE condition of usage_events for org $1 over
+// [$2, $3). Invoices place their usage lines by this instant, because an
+// invoice is a statement of the ledger: its usage must reconcile the opening
+// balance with the closing one through the entries, which carry the instant
+// of application. Usage reports select by the same rule, so a report over an
+// invoice's period equals the invoice's usage, and the credits it reports are
+// what history shows spent in the range.
 //
-// An event recorded late (occurred_at in one period, applied in the next)
-// belongs to the period it occurred in, although its credits left the
-// balance when it was applied.
-const UsageInRangeSQL = `org_id = $1 AND occurred_at >= $2 AND occurred_at < $3`
+// An event that occurred in one period and was applied in the next (sent
+// late, or backdated with occurred_at) belongs to the period it was applied
+// in. Its occurred_at is still stored and shown in history.
+const UsageInRangeSQL = `org_id = $1 AND recorded_at >= $2 AND recorded_at < $3`
 
 // ReportBy is what a usage report groups by.
 type ReportBy string
@@ -82,7 +86,7 @@ var reportColumns = map[ReportBy]string{ReportByTeam: "team", ReportByUser: "use
 
 // reportSQL is one query per grouping: a ROLLUP gives the groups and, in the
 // row where grouping(...) = 1, the totals, computed by the database over the
-// same rows. It reads the range through usage_events_occurred.
+// same rows. It reads the range through usage_events_recorded.
 var reportSQL = func() map[ReportBy]string {
 	m := make(map[ReportBy]string, len(reportColumns))
 	for by, col := range reportColumns {
@@ -147,7 +151,7 @@ func parseBound(field, s string, zone *time.Location) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// Report sums the org's usage events that occurred in [From, To) (see
+// Report sums the org's usage events applied in [From, To) (see
 // UsageInRangeSQL) by team, user or feature. Dates are resolved in the
 // org's time zone; the range must be non-empty and at most MaxReportDays
 // days long. ErrNotFound when the org does not exist.

@@ -19,9 +19,9 @@ var (
 
 // scriptReportUsage records usage of org across teams, users and features,
 // with runs past the standard plan's 10,000 included runs, a rejected event,
-// a captured hold, and events just outside and exactly at the bounds. Each
-// event occurs at the instant the ledger applies it, so history's entries
-// carry the same instants as the events.
+// a captured hold, and events applied just outside and exactly at the
+// bounds. Each event is applied at the instant the ledger's clock is set to,
+// the instant a report places it by, and gives no occurred_at of its own.
 func scriptReportUsage(f *fixture, org string) {
 	f.t.Helper()
 	f.grant(org, "1000", ledger.SourcePurchase, "seed", nil)
@@ -35,7 +35,8 @@ func scriptReportUsage(f *fixture, org string) {
 	}
 	record := func(when string, ev ledger.UsageEvent, want ledger.UsageStatus) {
 		f.t.Helper()
-		ev.OrgID, ev.OccurredAt = org, at(when)
+		at(when)
+		ev.OrgID = org
 		res, err := f.useE(ev)
 		if err != nil || res.Status != want {
 			f.t.Fatalf("event %s: %+v, %v; want %s", ev.EventID, res, err, want)
@@ -171,14 +172,16 @@ func TestReport_DateBounds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			org := tc.org
+			f.clock.Set(tc.wantFrom.Add(-time.Hour))
 			f.tx(func(tx pgx.Tx) error {
 				_, err := f.l.CreateOrg(f.ctx, tx, ledger.NewOrg{ID: org, Plan: "standard", TimeZone: tc.zone})
 				return err
 			})
 			f.grant(org, "100", ledger.SourcePurchase, "seed", nil)
-			// One credit at each side of each bound.
+			// One credit applied at each side of each bound.
 			for i, at := range []time.Time{tc.wantFrom.Add(-time.Microsecond), tc.wantFrom, tc.wantTo.Add(-time.Microsecond), tc.wantTo} {
-				ev := ledger.UsageEvent{OrgID: org, EventID: "e" + string(rune('0'+i)), Amount: crp("1"), OccurredAt: at}
+				f.clock.Set(at)
+				ev := ledger.UsageEvent{OrgID: org, EventID: "e" + string(rune('0'+i)), Amount: crp("1")}
 				if _, err := f.useE(ev); err != nil {
 					t.Fatal(err)
 				}
@@ -194,6 +197,54 @@ func TestReport_DateBounds(t *testing.T) {
 				t.Errorf("totals %+v, want the 2 events inside the bounds", rep.Totals)
 			}
 		})
+	}
+}
+
+// TestReport_AppliedInstant: an event is in the period the ledger applied
+// it in, not the one its occurred_at names, as on invoices: one that
+// occurred in March and was applied in April counts in April's report, and
+// its credits are April's in history too.
+func TestReport_AppliedInstant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.org("acme", nil)
+	f.grant(org, "100", ledger.SourcePurchase, "seed", nil)
+	occurred := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
+	applied := time.Date(2026, 4, 2, 9, 0, 0, 0, time.UTC)
+	f.clock.Set(applied)
+	if _, err := f.useE(ledger.UsageEvent{OrgID: org, EventID: "late", Team: "a", Amount: crp("7"), OccurredAt: occurred}); err != nil {
+		t.Fatal(err)
+	}
+	f.verify()
+	rec, err := f.l.UsageEventStatus(f.ctx, f.pool, org, "late")
+	if err != nil || !rec.OccurredAt.Equal(occurred) || !rec.RecordedAt.Equal(applied) {
+		t.Fatalf("event = %+v, %v; want occurred %s, recorded %s", rec, err, occurred, applied)
+	}
+	for _, tc := range []struct {
+		name, from, to string
+		want           ledger.ReportUsage
+	}{
+		{"march, when it occurred", "2026-03-01", "2026-04-01", usage(0, 0, "0", 0, 0, 0)},
+		{"april, when it was applied", "2026-04-01", "2026-05-01", usage(1, 0, "7", 0, 0, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := f.l.Report(f.ctx, f.pool, ledger.ReportRequest{OrgID: org, From: tc.from, To: tc.to, By: ledger.ReportByTeam})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Totals != tc.want {
+				t.Errorf("totals %+v, want %+v", rep.Totals, tc.want)
+			}
+		})
+	}
+	var usageAt []time.Time
+	for _, e := range f.history(org) {
+		if e.Kind == "usage" {
+			usageAt = append(usageAt, e.At)
+		}
+	}
+	if len(usageAt) != 1 || !usageAt[0].Equal(applied) {
+		t.Errorf("history's usage entries at %v, want one at %s", usageAt, applied)
 	}
 }
 

@@ -88,8 +88,9 @@ func commands() []*command {
 				"granted, expired and rolled over (also for a future TIME) and changes nothing.", runCycle},
 		{"report", "ORG --from TIME --to TIME --by team|user|feature [--json|--csv]",
 			"Print the org's usage in [from, to) by team, user or feature: events applied and rejected, credits, units, runs and\n" +
-				"overage runs, and totals. An event is in the range when it occurred in it. TIME is RFC 3339 or a date YYYY-MM-DD,\n" +
-				"midnight in the org's time zone; at most 400 days. Usage naming no team, user or feature is the group (none).", runReport},
+				"overage runs, and totals. An event is in the range when the ledger applied it (recorded_at), as on invoices and in\n" +
+				"history, whatever its occurred_at. TIME is RFC 3339 or a date YYYY-MM-DD, midnight in the org's time zone; at most\n" +
+				"400 days. Usage naming no team, user or feature is the group (none).", runReport},
 		{"reconcile", "[--since DURATION] [--timeout D] [--json]",
 			"Compare the PaymentIntents Stripe made in the last --since (default 72h) with the ledger through the queue, and wait:\n" +
 				"a success the ledger lacks is credited once; other disagreements are reported. Never charges. Exit 1 on any\n" +

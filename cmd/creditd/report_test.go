@@ -39,27 +39,46 @@ type reportUsage struct {
 	OverageRuns int64  `json:"overage_runs"`
 }
 
-// testReport records usage of an Auckland org at chosen instants through the
-// ledger (the CLI has no way to backdate an event) and reads it back with
+// testReport creates an Auckland org and applies its usage at chosen
+// instants through a ledger with a test clock (the CLI has no way to set the
+// instant an event is applied, and an org's entries never go back in time, so
+// its seed grant is applied by that clock too), then reads it back with
 // `creditd report` as a table, JSON and CSV, with dates meaning midnight in
-// Auckland on the day its clocks go back.
+// Auckland on the day its clocks go back. An event is placed by the instant
+// it was applied: "backdated" says it occurred on March 1 and counts in the
+// range it was applied in.
 func testReport(t *testing.T, c *cli) {
-	c.ok("org", "create", "kiwi", "--plan", "standard", "--tz", "Pacific/Auckland")
-	c.ok("grant", "kiwi", "1000", "--source", "purchase", "--key", "seed")
+	clock := ledgertest.NewClock(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))
+	l := ledger.New(config.DefaultCatalog(), clock)
+	pool := ledgertest.Pool(t, c.url)
+	ctx := context.Background()
+	err := ledger.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := l.CreateOrg(ctx, tx, ledger.NewOrg{ID: "kiwi", Plan: "standard", TimeZone: "Pacific/Auckland"}); err != nil {
+			return err
+		}
+		_, err := l.Grant(ctx, tx, ledger.Grant{OrgID: "kiwi", Amount: credits.MustParse("1000"), Source: ledger.SourcePurchase, Key: "seed"})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("org kiwi: %v", err)
+	}
 	c.ok("limit", "set", "kiwi", "--team", "b", "3")
 
 	// 2026-04-05 in Auckland: 2026-04-04T11:00Z (NZDT) to 2026-04-05T12:00Z (NZST).
-	l := ledger.New(config.DefaultCatalog(), nil)
-	pool := ledgertest.Pool(t, c.url)
-	ctx := context.Background()
-	for _, ev := range []ledger.UsageEvent{
-		{EventID: "before", Team: "a", Amount: cr("100"), OccurredAt: time.Date(2026, 4, 4, 10, 59, 59, 0, time.UTC)},
-		{EventID: "first", Team: "a", User: "u1", Feature: "microservice", Units: 2, OccurredAt: time.Date(2026, 4, 4, 11, 0, 0, 0, time.UTC)},
-		{EventID: "plain", Amount: cr("0.25"), OccurredAt: time.Date(2026, 4, 5, 1, 0, 0, 0, time.UTC)},
-		{EventID: "refused", Team: "b", Amount: cr("5"), OccurredAt: time.Date(2026, 4, 5, 2, 0, 0, 0, time.UTC)},
-		{EventID: "last", Team: "b", Runs: 10200, OccurredAt: time.Date(2026, 4, 5, 11, 59, 59, 0, time.UTC)},
-		{EventID: "after", Team: "b", Amount: cr("100"), OccurredAt: time.Date(2026, 4, 5, 12, 0, 0, 0, time.UTC)},
+	for _, u := range []struct {
+		applied time.Time
+		ev      ledger.UsageEvent
+	}{
+		{time.Date(2026, 4, 4, 10, 59, 59, 999999000, time.UTC), ledger.UsageEvent{EventID: "before", Team: "a", Amount: cr("100")}},
+		{time.Date(2026, 4, 4, 11, 0, 0, 0, time.UTC), ledger.UsageEvent{EventID: "backdated", Team: "a", User: "u1", Feature: "microservice", Units: 2,
+			OccurredAt: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}},
+		{time.Date(2026, 4, 5, 1, 0, 0, 0, time.UTC), ledger.UsageEvent{EventID: "plain", Amount: cr("0.25")}},
+		{time.Date(2026, 4, 5, 2, 0, 0, 0, time.UTC), ledger.UsageEvent{EventID: "refused", Team: "b", Amount: cr("5")}},
+		{time.Date(2026, 4, 5, 11, 59, 59, 999999000, time.UTC), ledger.UsageEvent{EventID: "last", Team: "b", Runs: 10200}},
+		{time.Date(2026, 4, 5, 12, 0, 0, 0, time.UTC), ledger.UsageEvent{EventID: "after", Team: "b", Amount: cr("100")}},
 	} {
+		clock.Set(u.applied)
+		ev := u.ev
 		ev.OrgID = "kiwi"
 		err := ledger.WithTx(ctx, pool, func(tx pgx.Tx) error { _, err := l.RecordUsage(ctx, tx, []ledger.UsageEvent{ev}); return err })
 		if err != nil {

@@ -10,29 +10,51 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/credits"
+	"github.com/creditd/creditd/ledger/ledgertest"
 )
 
 // testReport reads usage reports through GET /v1/orgs/{org}/report with
 // the tokens that may and may not, as JSON and CSV, and refuses bad input
-// naming the field.
+// naming the field. The org and its usage are applied by a ledger with a
+// test clock, so that each event is applied at a chosen instant (an org's
+// entries never go back in time, hence the org and its seed grant too).
 func testReport(t *testing.T, e *env) {
-	org := e.org("a", "1000")
+	clock := ledgertest.NewClock(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	l := ledger.New(config.DefaultCatalog(), clock)
+	org := e.orgName("a")
+	e.tx(func(tx pgx.Tx) error {
+		if _, err := l.CreateOrg(e.ctx, tx, ledger.NewOrg{ID: org, Plan: "standard"}); err != nil {
+			return err
+		}
+		_, err := l.Grant(e.ctx, tx, ledger.Grant{OrgID: org, Amount: credits.MustParse("1000"), Source: ledger.SourcePurchase, Key: "seed"})
+		return err
+	})
 	other := e.org("b", "")
 	member, _ := e.token(org, ledger.RoleMember)
 	admin, _ := e.token(org, ledger.RoleAdmin)
 	stranger, _ := e.token(other, ledger.RoleAdmin)
 	amount := func(s string) *credits.Credits { c := credits.MustParse(s); return &c }
-	e.tx(func(tx pgx.Tx) error {
-		_, err := e.l.RecordUsage(e.ctx, tx, []ledger.UsageEvent{
-			{OrgID: org, EventID: "early", Team: "x", Amount: amount("9"), OccurredAt: time.Date(2026, 2, 28, 23, 59, 59, 0, time.UTC)},
-			{OrgID: org, EventID: "e1", Team: "x", User: "u1", Feature: "microservice", Units: 2, OccurredAt: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
-			{OrgID: org, EventID: "e2", Amount: amount("1.5"), OccurredAt: time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)},
-			{OrgID: org, EventID: "late", Team: "x", Amount: amount("9"), OccurredAt: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
-		})
-		return err
-	})
+	// "early" occurred in March but was applied before it; "late" the reverse.
+	// Only "e1" and "e2" were applied in March.
+	for _, u := range []struct {
+		applied time.Time
+		ev      ledger.UsageEvent
+	}{
+		{time.Date(2026, 2, 28, 23, 59, 59, 0, time.UTC), ledger.UsageEvent{EventID: "early", Team: "x", Amount: amount("9"),
+			OccurredAt: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}},
+		{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), ledger.UsageEvent{EventID: "e1", Team: "x", User: "u1", Feature: "microservice", Units: 2}},
+		{time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), ledger.UsageEvent{EventID: "e2", Amount: amount("1.5")}},
+		{time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), ledger.UsageEvent{EventID: "late", Team: "x", Amount: amount("9"),
+			OccurredAt: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}},
+	} {
+		clock.Set(u.applied)
+		ev := u.ev
+		ev.OrgID = org
+		e.tx(func(tx pgx.Tx) error { _, err := l.RecordUsage(e.ctx, tx, []ledger.UsageEvent{ev}); return err })
+	}
 	path := "/v1/orgs/" + org + "/report?from=2026-03-01&to=2026-04-01T00:00:00Z&by=team"
 
 	for _, tc := range []struct {
