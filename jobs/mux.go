@@ -17,6 +17,8 @@ type Handlers struct {
 	Deliver    *DeliverHandler
 	Recharge   *RechargeHandler
 	Stripe     *StripeEventHandler
+	Invoice    *InvoiceHandler
+	InvoicePay *InvoicePayHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -32,7 +34,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent, TypeInvoiceMake, TypeInvoicePay}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -62,6 +64,12 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Stripe != nil {
 		m[TypeStripeEvent] = h.Stripe
+	}
+	if h.Invoice != nil {
+		m[TypeInvoiceMake] = h.Invoice
+	}
+	if h.InvoicePay != nil {
+		m[TypeInvoicePay] = h.InvoicePay
 	}
 	return m
 }

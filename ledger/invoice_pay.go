@@ -44,7 +44,9 @@ func (l *Ledger) SetInvoiceSettings(ctx context.Context, tx pgx.Tx, s InvoiceSet
 }
 
 // InvoiceCharge is an open invoice to charge through Stripe: the org pays
-// automatically and has a saved card, and no Stripe invoice is recorded yet.
+// automatically and has a saved card, no Stripe invoice is recorded yet and
+// no attempt failed (a failed one waits for Stripe's own retries and their
+// webhooks, or for an operator).
 type InvoiceCharge struct {
 	OrgID           string `json:"org"`
 	Period          string `json:"period"`
@@ -61,6 +63,7 @@ FROM unnest($1::text[]) AS k(org_id)
 JOIN orgs o ON o.org_id = k.org_id AND o.auto_pay
 JOIN payment_methods m ON m.org_id = k.org_id
 JOIN invoices i ON i.org_id = k.org_id AND i.status = 'open' AND i.due_minor > 0 AND i.stripe_invoice_id IS NULL
+                  AND i.payment_error IS NULL
 ORDER BY i.org_id, i.period`
 
 // InvoiceCharges lists the invoices of the orgs that are to be charged

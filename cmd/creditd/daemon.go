@@ -79,7 +79,8 @@ func (d *daemon) workerDeps(reg prometheus.Registerer) workerDeps {
 	deps := workerDeps{Redis: d.redis, Pool: d.pool, Ledger: d.ledger, Log: d.log, Registry: reg,
 		Email: d.email, Webhook: d.webhook, LinkBase: d.cfg.LinkBase}
 	if d.cfg.StripeSecretKey != "" {
-		deps.Charger = payments.NewStripe(d.cfg.StripeSecretKey, d.cfg.StripeAPIBase)
+		st := payments.NewStripe(d.cfg.StripeSecretKey, d.cfg.StripeAPIBase)
+		deps.Charger, deps.Invoicer = st, st
 	} else {
 		d.log.Warn("STRIPE_SECRET_KEY is not set: payments are off; recharge attempts fail as payments_not_configured")
 	}

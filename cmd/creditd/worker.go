@@ -71,6 +71,9 @@ type workerDeps struct {
 	LinkBase string
 	// Charger charges saved cards; nil when STRIPE_SECRET_KEY is not set.
 	Charger jobs.Charger
+	// Invoicer charges invoices through Stripe; nil when STRIPE_SECRET_KEY
+	// is not set.
+	Invoicer jobs.Invoicer
 }
 
 // runningWorker is a started worker: an asynq server and the usage batcher
@@ -130,6 +133,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Deliver:    &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
 		Recharge:   &jobs.RechargeHandler{Ledger: d.Ledger, DB: d.Pool, Charger: d.Charger},
 		Stripe:     &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
+		Invoice:    &jobs.InvoiceHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue, Log: d.Log},
+		InvoicePay: &jobs.InvoicePayHandler{Ledger: d.Ledger, DB: d.Pool, Invoicer: d.Invoicer},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {
