@@ -283,13 +283,13 @@ func (l *Ledger) storeInvoices(ctx context.Context, tx pgx.Tx, invoices []invoic
 	}
 	n := len(invoices)
 	var (
-		org, period, status, currency                   = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		start, end, created                             = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
-		paid                                            = make([]*time.Time, n)
-		due, opening, closing, debt, through            = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		docs                                            = make([]string, n)
-		next                                            = make([]time.Time, n)
-		byKey                                           = make(map[[2]string]Invoice, n)
+		org, period, status, currency        = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		start, end, created                  = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		paid                                 = make([]*time.Time, n)
+		due, opening, closing, debt, through = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		docs                                 = make([]string, n)
+		next                                 = make([]time.Time, n)
+		byKey                                = make(map[[2]string]Invoice, n)
 	)
 	for i, r := range invoices {
 		inv := r.inv
@@ -352,7 +352,7 @@ func (l *Ledger) raiseInvoiceAlerts(ctx context.Context, tx pgx.Tx, made []Invoi
 		l.notify(states[inv.OrgID], sets[inv.OrgID].webhooks, notificationRow{kind: AlertInvoiceReady,
 			key: invoiceAlertKey(inv.Period), details: map[string]string{
 				"period": inv.Period, "status": inv.Status,
-				"due":    credits.Money{Minor: inv.Totals.Due, Currency: inv.Currency}.String(),
+				"due": credits.Money{Minor: inv.Totals.Due, Currency: inv.Currency}.String(),
 			}})
 	}
 	return l.persist(ctx, tx, states)
