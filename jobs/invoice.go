@@ -65,9 +65,9 @@ func (r *InvoiceResult) Add(o InvoiceResult) {
 	r.Failed = append(r.Failed, o.Failed...)
 }
 
-// newInvoiceTask builds the task of one page; like a cycle page, its id is
-// derived from the instant and the orgs.
-func newInvoiceTask(p InvoicePayload) (task *asynq.Task, id string, err error) {
+// NewInvoiceTask builds the task of one page and returns it with its id;
+// like a cycle page's, the id is derived from the instant and the orgs.
+func NewInvoiceTask(p InvoicePayload) (task *asynq.Task, id string, err error) {
 	data, err := encodePayload(p, MaxBatchPayloadBytes)
 	if err != nil {
 		return nil, "", err

@@ -178,7 +178,7 @@ func newAdvanceTask(kind ledger.DueKind, p AdvancePayload) (task *asynq.Task, id
 // for the invoice sweep, a cycle:advance task for the others.
 func newPageTask(kind ledger.DueKind, at time.Time, orgs []string) (*asynq.Task, string, error) {
 	if kind == ledger.DueInvoices {
-		return newInvoiceTask(InvoicePayload{Version: InvoicePayloadVersion, At: at, Orgs: orgs})
+		return NewInvoiceTask(InvoicePayload{Version: InvoicePayloadVersion, At: at, Orgs: orgs})
 	}
 	return newAdvanceTask(kind, AdvancePayload{Version: AdvancePayloadVersion, At: at, Orgs: orgs})
 }
