@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -338,3 +339,59 @@ func TestInvoices_TimeZone(t *testing.T) {
 func intp(v int) *int { return &v }
 
 func int64p(v int64) *int64 { return &v }
+
+// TestInvoices_RefusesWhatDoesNotReconcile writes entries behind the
+// ledger's back: one dated in a month already invoiced, one whose stored
+// balance does not follow from the others. The next invoice does not
+// reconcile, is refused (an error for that org, nothing stored) and the org
+// stays due.
+func TestInvoices_RefusesWhatDoesNotReconcile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		at     time.Time
+		amount int64 // balance_after is the org's balance plus amount, minus one when skew
+		skew   bool
+		want   string
+	}{
+		{"entry dated in an invoiced month", time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), -1000, false, "added after the invoice"},
+		{"balance after that does not follow", time.Date(2026, 4, 10, 0, 0, 0, 0, time.UTC), -1000, true, "balance after the last entry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			org := f.newOrg(ledger.NewOrg{ID: "acme", Plan: "standard", Anchor: &t0})
+			f.advance(f.clock.Now(), org)
+			april := t0.AddDate(0, 1, 0).Add(time.Hour)
+			f.clock.Set(april)
+			f.makeInvoices(april, org)
+			f.clock.Set(april.Add(24 * time.Hour))
+			balance := int64(f.balance(org).Available) + tt.amount
+			if tt.skew {
+				balance--
+			}
+			if _, err := f.pool.Exec(f.ctx, `INSERT INTO entries (org_id, kind, amount, balance_after, debt_delta, key, at)
+				VALUES ($1, 'adjustment', $2, $3, $4, 'behind-the-back', $5)`, org, tt.amount, balance, -tt.amount, tt.at); err != nil {
+				t.Fatal(err)
+			}
+			may := t0.AddDate(0, 2, 0).Add(time.Hour)
+			f.clock.Set(may)
+			var reps []ledger.InvoiceReport
+			f.tx(func(tx pgx.Tx) (err error) {
+				reps, err = f.l.MakeInvoices(f.ctx, tx, []string{org}, may)
+				return err
+			})
+			if len(reps) != 1 || !strings.Contains(reps[0].Error, tt.want) || len(reps[0].Made) != 0 {
+				t.Fatalf("reports %+v, want a refusal saying %q", reps, tt.want)
+			}
+			if _, err := f.l.GetInvoice(f.ctx, f.pool, org, "2026-04"); !errors.Is(err, ledger.ErrNotFound) {
+				t.Fatalf("April was stored: %v", err)
+			}
+			page, err := f.l.DueOrgs(f.ctx, f.pool, ledger.DueInvoices, may, ledger.DueCursor{}, 10)
+			if err != nil || len(page.Orgs) != 1 {
+				t.Fatalf("due %+v, %v: the org should stay due", page, err)
+			}
+		})
+	}
+}
