@@ -50,6 +50,7 @@ func TestCLI(t *testing.T) {
 		{"Cycle", testCycle},
 		{"Alerts", testAlerts},
 		{"Recharge", testRecharge},
+		{"Invoices", testInvoices},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
