@@ -135,23 +135,9 @@ func runSweeps(ctx context.Context, client *jobs.Client, at time.Time) (cycleSum
 	slices.Sort(sum.Behind)
 	sum.Behind = slices.Compact(sum.Behind)
 	// Invoices last: a month is invoiced once its cycle work is done.
-	id, err := client.Sweep(ctx, ledger.DueInvoices, at)
-	if err != nil {
-		return sum, err
-	}
-	var res jobs.SweepResult
-	if err := waitResult(ctx, client, id, &res); err != nil {
-		return sum, err
-	}
-	sum.Partial = sum.Partial || res.Partial
-	for _, id := range res.Tasks {
-		var page jobs.InvoiceResult
-		if err := waitResult(ctx, client, id, &page); err != nil {
-			return sum, err
-		}
-		sum.Invoices.Add(page)
-	}
-	return sum, nil
+	invoices, partial, err := runInvoiceSweep(ctx, client, at)
+	sum.Invoices, sum.Partial = invoices, sum.Partial || partial
+	return sum, err
 }
 
 // waitResult waits for a sweeps-queue task and decodes its result.

@@ -1,10 +1,34 @@
 package main
 
 import (
+	"context"
 	"time"
 
+	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
 )
+
+// runInvoiceSweep enqueues the invoice sweep as of at, waits for it and the
+// invoice:make pages it fanned out, and sums their results. partial: the
+// sweep stopped at jobs.MaxSweepPages.
+func runInvoiceSweep(ctx context.Context, client *jobs.Client, at time.Time) (sum jobs.InvoiceResult, partial bool, err error) {
+	id, err := client.Sweep(ctx, ledger.DueInvoices, at)
+	if err != nil {
+		return sum, false, err
+	}
+	var res jobs.SweepResult
+	if err := waitResult(ctx, client, id, &res); err != nil {
+		return sum, false, err
+	}
+	for _, id := range res.Tasks {
+		var page jobs.InvoiceResult
+		if err := waitResult(ctx, client, id, &page); err != nil {
+			return sum, res.Partial, err
+		}
+		sum.Add(page)
+	}
+	return sum, res.Partial, nil
+}
 
 // previewInvoices computes, in rolled-back transactions, the invoices due as
 // of at: every month ended by then and not invoiced, per org.
