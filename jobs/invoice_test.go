@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,9 @@ func (r *cycleRig) tx(fn func(tx pgx.Tx) error) {
 // again, one org's invoice is committed by a task that then died (its retry
 // hands the charge on), and Stripe's answer to creating the first Stripe
 // invoice is lost (the retry replays it). Every org gets one invoice, one alert, and
-// each org that pays automatically one Stripe invoice charged once.
+// each org that pays automatically one Stripe invoice charged once (or,
+// where the card declines, one Stripe invoice, nothing charged, the decline
+// recorded and the invoice open).
 func TestInvoices_OncePerOrgAndPeriod(t *testing.T) {
 	fake := stripefake.New(t)
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -48,11 +51,15 @@ func TestInvoices_OncePerOrgAndPeriod(t *testing.T) {
 		r.org(id, []string{"standard", "free"}[i%2], start, "UTC")
 		orgs = append(orgs, id)
 	}
-	// Three standard orgs pay automatically: 10.00 each.
+	// Four standard orgs pay automatically: 10.00 each; inv06's card
+	// declines.
 	payers := map[string]string{}
-	for _, org := range []string{"inv00", "inv02", "inv04"} {
+	for _, org := range []string{"inv00", "inv02", "inv04", "inv06"} {
 		cus, pm := fake.NewCustomerWithCard(t, "tok_visa")
 		payers[org] = cus
+		if org == "inv06" {
+			fake.SetDecline(pm, "card_declined", "insufficient_funds")
+		}
 		on := true
 		r.tx(func(tx pgx.Tx) error {
 			if _, err := r.ledger.SetPaymentMethod(ctx, tx, ledger.PaymentMethod{OrgID: org, CustomerID: cus, PaymentMethodID: pm}); err != nil {
@@ -128,6 +135,13 @@ func TestInvoices_OncePerOrgAndPeriod(t *testing.T) {
 		}
 		cus, pays := payers[org]
 		switch {
+		case org == "inv06":
+			if n := len(fake.Invoices(cus)); n != 1 || fake.Charges(cus) != 0 {
+				t.Errorf("%s: %d Stripe invoices, %d cents charged; want 1 and nothing", org, n, fake.Charges(cus))
+			}
+			if inv.Status != ledger.InvoiceOpen || inv.StripeInvoiceID == "" || !strings.Contains(inv.PaymentError, "insufficient_funds") {
+				t.Errorf("%s: invoice %s, Stripe %q, error %q; want open with the decline", org, inv.Status, inv.StripeInvoiceID, inv.PaymentError)
+			}
 		case pays:
 			if n := len(fake.Invoices(cus)); n != 1 {
 				t.Errorf("%s: %d Stripe invoices, want 1", org, n)
