@@ -233,6 +233,24 @@ func TestInvoices_Quarter(t *testing.T) {
 		}
 	})
 	f.verify()
+
+	t.Run("verify checks invoices", func(t *testing.T) {
+		if _, err := f.pool.Exec(f.ctx, `UPDATE invoices SET closing_balance = closing_balance + 1
+			WHERE org_id = 'qfree' AND period = '2026-03'`); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := f.l.Verify(f.ctx, f.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var checks []string
+		for _, v := range rep.Violations {
+			checks = append(checks, v.Check)
+		}
+		if got := strings.Join(checks, ","); got != "invoice_closes_at_its_last_entry,invoice_opens_at_previous_close" {
+			t.Fatalf("violations %v, want the two invoice checks", rep.Violations)
+		}
+	})
 }
 
 func checkInvoice(t *testing.T, inv ledger.Invoice, w monthWant, fee credits.Money, included int64) {

@@ -89,7 +89,8 @@ FROM (SELECT DISTINCT org_id, 'lots' AS tbl FROM lots
       UNION ALL SELECT DISTINCT org_id, 'entries' FROM entries
       UNION ALL SELECT DISTINCT org_id, 'usage_events' FROM usage_events
       UNION ALL SELECT DISTINCT org_id, 'operations' FROM operations
-      UNION ALL SELECT DISTINCT org_id, 'cycle_usage' FROM cycle_usage) x
+      UNION ALL SELECT DISTINCT org_id, 'cycle_usage' FROM cycle_usage
+      UNION ALL SELECT DISTINCT org_id, 'invoices' FROM invoices) x
 WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.org_id = x.org_id)`},
 	{"entry_lot_exists", `
 SELECT org_id, format('entries name lot %s, which the org does not have', lot_id)
@@ -110,6 +111,16 @@ SELECT org_id, format('%s allocation lots with key %s', count(*), key)
 FROM lots WHERE source = 'allocation' AND key LIKE 'allocation:%'
 GROUP BY org_id, key
 HAVING count(*) > 1`},
+	{"invoice_closes_at_its_last_entry", `
+SELECT i.org_id, format('invoice %s closes at %s, its last entry %s recorded %s', i.period, i.closing_balance,
+       i.through_entry_id, coalesce(e.balance_after, 0))
+FROM invoices i LEFT JOIN entries e ON e.org_id = i.org_id AND e.entry_id = i.through_entry_id
+WHERE i.closing_balance <> coalesce(e.balance_after, 0)`},
+	{"invoice_opens_at_previous_close", `
+SELECT i.org_id, format('invoice %s opens at %s, the invoice of the month before closed at %s', i.period,
+       i.opening_balance, p.closing_balance)
+FROM invoices i JOIN invoices p ON p.org_id = i.org_id AND p.period_end = i.period_start
+WHERE i.opening_balance <> p.closing_balance`},
 	{"entries_append_only", `
 SELECT NULL::text, 'the trigger refusing UPDATE and DELETE on entries is missing or disabled'
 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
@@ -123,8 +134,9 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
 // cost, every row belongs to an existing org and every entry to a lot of its
 // org (the checks the high-volume tables' missing foreign keys would make),
 // the soonest expiry the expiry sweep pages by is that of the open lots, no
-// cycle was allocated twice, and entries are protected from change. It reads
-// only.
+// cycle was allocated twice, every invoice closes at the balance its last
+// entry recorded and opens at the previous month's close, and entries are
+// protected from change. It reads only.
 func (l *Ledger) Verify(ctx context.Context, db DBTX) (VerifyReport, error) {
 	rep := VerifyReport{Violations: []Violation{}}
 	if err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM orgs), (SELECT count(*) FROM entries)`).
