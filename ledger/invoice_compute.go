@@ -16,6 +16,7 @@ type invoiceRow struct {
 	inv     Invoice
 	through int64 // the last entry dated before the period's end (0: none)
 	loc     *time.Location
+	dueAt   time.Time // orgs.next_invoice_at as read: moved on only from there
 }
 
 // The four statements of a page of invoices, each one pass over the page's
@@ -198,7 +199,7 @@ func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceD
 			failed[d.org.ID] = err.Error()
 			continue
 		}
-		out = append(out, invoiceRow{inv: *inv, through: max(s.lastID, s.prevThrough), loc: d.loc})
+		out = append(out, invoiceRow{inv: *inv, through: max(s.lastID, s.prevThrough), loc: d.loc, dueAt: d.next})
 	}
 	return out, failed, nil
 }

@@ -121,7 +121,10 @@ func (l *Ledger) MakeInvoice(ctx context.Context, tx pgx.Tx, orgID, period strin
 	if err := tx.QueryRow(ctx, `SELECT next_expiry_at FROM balances WHERE org_id = $1`, orgID).Scan(&nextExpiry); err != nil {
 		return Invoice{}, mapError(fmt.Errorf("invoice %s %s: %w", orgID, period, err))
 	}
-	d := invoiceDue{org: org, nextCycle: org.NextCycleAt, nextExpiry: nextExpiry, period: period, start: start, end: end, loc: loc}
+	// next is the month's end: invoiced in turn, the org moves on to the next
+	// month; out of turn (an earlier month is still due) it stays.
+	d := invoiceDue{org: org, next: end, nextCycle: org.NextCycleAt, nextExpiry: nextExpiry, period: period, start: start,
+		end: end, loc: loc}
 	if !d.ready() {
 		if _, err := l.advanceCycles(ctx, tx, []string{orgID}, now); err != nil {
 			return Invoice{}, fmt.Errorf("invoice %s %s: cycle work first: %w", orgID, period, err)

@@ -271,8 +271,8 @@ RETURNING org_id, period`
 // turn (MakeInvoice), leaves it where it is.
 const advanceInvoiceSQL = `
 UPDATE orgs SET next_invoice_at = u.next_at
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(org_id, end_at, next_at)
-WHERE orgs.org_id = u.org_id AND orgs.next_invoice_at = u.end_at`
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(org_id, due_at, next_at)
+WHERE orgs.org_id = u.org_id AND orgs.next_invoice_at = u.due_at`
 
 // storeInvoices inserts the invoices (those already made are left as they
 // are), moves each org to its next month, and returns the invoices this
@@ -288,7 +288,7 @@ func (l *Ledger) storeInvoices(ctx context.Context, tx pgx.Tx, invoices []invoic
 		paid                                 = make([]*time.Time, n)
 		due, opening, closing, debt, through = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		docs                                 = make([]string, n)
-		next                                 = make([]time.Time, n)
+		dueAt, next                          = make([]time.Time, n), make([]time.Time, n)
 		byKey                                = make(map[[2]string]Invoice, n)
 	)
 	for i, r := range invoices {
@@ -302,6 +302,7 @@ func (l *Ledger) storeInvoices(ctx context.Context, tx pgx.Tx, invoices []invoic
 		due[i], opening[i], closing[i], debt[i] = inv.Totals.Due, int64(inv.OpeningBalance), int64(inv.ClosingBalance), int64(inv.ClosingDebt)
 		through[i], docs[i] = r.through, string(doc)
 		_, next[i], _ = MonthOf(inv.PeriodEnd, r.loc)
+		dueAt[i] = r.dueAt
 		byKey[[2]string{inv.OrgID, inv.Period}] = inv
 	}
 	rows, err := tx.Query(ctx, insertInvoicesSQL, org, period, start, end, status, currency, due, opening, closing, debt,
@@ -317,7 +318,7 @@ func (l *Ledger) storeInvoices(ctx context.Context, tx pgx.Tx, invoices []invoic
 	if err != nil {
 		return nil, mapError(fmt.Errorf("store invoices: %w", err))
 	}
-	if _, err := tx.Exec(ctx, advanceInvoiceSQL, org, end, next); err != nil {
+	if _, err := tx.Exec(ctx, advanceInvoiceSQL, org, dueAt, next); err != nil {
 		return nil, mapError(fmt.Errorf("store invoices: next month: %w", err))
 	}
 	slices.SortFunc(made, func(a, b Invoice) int { return compareStrings(a.OrgID, b.OrgID) })

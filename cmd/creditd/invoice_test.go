@@ -123,6 +123,20 @@ func testInvoices(t *testing.T, c *cli) {
 		t.Fatalf("invoices = %+v, want %s and %s", list.Invoices, next, period)
 	}
 
+	// The load generator's invoices mode, small: five orgs with three events
+	// each in last month, invoiced through the worker.
+	var load struct {
+		Orgs     int     `json:"orgs"`
+		Rate     float64 `json:"invoices_per_second"`
+		Invoices struct {
+			Invoices int `json:"invoices"`
+		} `json:"invoices"`
+	}
+	c.json(0, &load, "load", "--mode", "invoices", "--orgs", "5", "--events-per-org", "3", "--json")
+	if load.Orgs != 5 || load.Invoices.Invoices != 5 || load.Rate <= 0 {
+		t.Fatalf("load = %+v, want 5 invoices", load)
+	}
+
 	c.ok("org", "set", "acme", "--auto-pay", "on", "--price", "1500.00")
 	var org struct {
 		AutoPay bool   `json:"auto_pay"`
