@@ -73,11 +73,16 @@ type StripeInvoice struct {
 	Metadata       map[string]string
 }
 
-// Invoicer creates and charges Stripe invoices (payments.Stripe). It returns
-// the Stripe invoice's id, also with a *ChargeDeclined when the invoice was
-// made and its payment refused.
+// Invoicer creates and charges Stripe invoices (payments.Stripe). Creating
+// and paying are two calls so that the Stripe invoice's id is recorded in
+// between: a retry, however late, pays that invoice rather than creating
+// another (Stripe may forget idempotency keys after 24 hours).
 type Invoicer interface {
-	ChargeInvoice(ctx context.Context, inv StripeInvoice) (stripeInvoiceID string, err error)
+	// CreateInvoice creates the Stripe invoice with its one line, a draft.
+	CreateInvoice(ctx context.Context, inv StripeInvoice) (stripeInvoiceID string, err error)
+	// PayInvoice finalizes the Stripe invoice if it is a draft and pays it;
+	// one paid already is a success. A refusal is a *ChargeDeclined.
+	PayInvoice(ctx context.Context, stripeInvoiceID string, inv StripeInvoice) error
 }
 
 // InvoiceIdempotencyKey is the base of the Stripe idempotency keys of an
@@ -97,8 +102,8 @@ type InvoicePayHandler struct {
 	Clock    ledger.Clock // when an invoice was paid; ledger.SystemClock when nil
 }
 
-// ProcessTask creates and charges the Stripe invoice unless the invoice is
-// settled or has one already, and records it. A refused payment is recorded
+// ProcessTask creates the Stripe invoice unless one is recorded, records it,
+// and pays it, unless the invoice is settled. A refused payment is recorded
 // on the invoice (which stays open; Stripe retries it and invoice.paid or
 // invoice.payment_failed follow as webhooks) and not retried here.
 func (h *InvoicePayHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
@@ -122,24 +127,30 @@ func (h *InvoicePayHandler) ProcessTask(ctx context.Context, t *asynq.Task) erro
 	if c == nil {
 		return nil // paid, charged already, or not to be charged automatically
 	}
-	var id string
-	if h.Invoicer == nil {
+	id := c.StripeInvoiceID
+	in := StripeInvoice{
+		IdempotencyKey: InvoiceIdempotencyKey(c.OrgID, c.Period), Customer: c.CustomerID,
+		PaymentMethod: c.PaymentMethodID, AmountMinor: c.DueMinor, Currency: c.Currency,
+		Description: fmt.Sprintf("%s plan, %s", c.Plan, c.Period),
+		Metadata:    map[string]string{"org_id": c.OrgID, "period": c.Period},
+	}
+	switch {
+	case h.Invoicer == nil:
 		err = errPaymentsOff
-	} else {
-		id, err = h.Invoicer.ChargeInvoice(ctx, StripeInvoice{
-			IdempotencyKey: InvoiceIdempotencyKey(c.OrgID, c.Period), Customer: c.CustomerID,
-			PaymentMethod: c.PaymentMethodID, AmountMinor: c.DueMinor, Currency: c.Currency,
-			Description: fmt.Sprintf("%s plan, %s", c.Plan, c.Period),
-			Metadata:    map[string]string{"org_id": c.OrgID, "period": c.Period},
-		})
+	case id == "":
+		if id, err = h.Invoicer.CreateInvoice(ctx, in); err == nil {
+			err = ledger.WithRetry(ctx, h.DB, func(tx pgx.Tx) error {
+				return h.Ledger.SetStripeInvoice(ctx, tx, c.OrgID, c.Period, id)
+			})
+		}
+	}
+	if err == nil {
+		err = h.Invoicer.PayInvoice(ctx, id, in)
 	}
 	var declined *ChargeDeclined
 	switch {
 	case err == nil:
 		return ledger.WithRetry(ctx, h.DB, func(tx pgx.Tx) error {
-			if err := h.Ledger.SetStripeInvoice(ctx, tx, c.OrgID, c.Period, id); err != nil {
-				return err
-			}
 			clock := h.Clock
 			if clock == nil {
 				clock = ledger.SystemClock
@@ -148,11 +159,6 @@ func (h *InvoicePayHandler) ProcessTask(ctx context.Context, t *asynq.Task) erro
 		})
 	case errors.As(err, &declined):
 		if ferr := ledger.WithRetry(ctx, h.DB, func(tx pgx.Tx) error {
-			if id != "" {
-				if err := h.Ledger.SetStripeInvoice(ctx, tx, c.OrgID, c.Period, id); err != nil {
-					return err
-				}
-			}
 			return h.Ledger.MarkInvoicePaymentFailed(ctx, tx, c.OrgID, c.Period, id, declined.Error())
 		}); ferr != nil {
 			return errors.Join(err, ferr)

@@ -44,9 +44,9 @@ func (l *Ledger) SetInvoiceSettings(ctx context.Context, tx pgx.Tx, s InvoiceSet
 }
 
 // InvoiceCharge is an open invoice to charge through Stripe: the org pays
-// automatically and has a saved card, no Stripe invoice is recorded yet and
-// no attempt failed (a failed one waits for Stripe's own retries and their
-// webhooks, or for an operator).
+// automatically and has a saved card, and no attempt failed (a failed one
+// waits for Stripe's own retries and their webhooks, or for an operator).
+// StripeInvoiceID is set once the Stripe invoice was created.
 type InvoiceCharge struct {
 	OrgID           string `json:"org"`
 	Period          string `json:"period"`
@@ -55,20 +55,21 @@ type InvoiceCharge struct {
 	Plan            string `json:"plan"`
 	CustomerID      string `json:"customer_id"`
 	PaymentMethodID string `json:"payment_method_id"`
+	StripeInvoiceID string `json:"stripe_invoice_id,omitempty"`
 }
 
 const invoiceChargesSQL = `
-SELECT i.org_id, i.period, i.due_minor, i.currency, i.document->>'plan', m.customer_id, m.payment_method_id
+SELECT i.org_id, i.period, i.due_minor, i.currency, i.document->>'plan', m.customer_id, m.payment_method_id,
+       coalesce(i.stripe_invoice_id, '')
 FROM unnest($1::text[]) AS k(org_id)
 JOIN orgs o ON o.org_id = k.org_id AND o.auto_pay
 JOIN payment_methods m ON m.org_id = k.org_id
-JOIN invoices i ON i.org_id = k.org_id AND i.status = 'open' AND i.due_minor > 0 AND i.stripe_invoice_id IS NULL
-                  AND i.payment_error IS NULL
+JOIN invoices i ON i.org_id = k.org_id AND i.status = 'open' AND i.due_minor > 0 AND i.payment_error IS NULL
 ORDER BY i.org_id, i.period`
 
 // InvoiceCharges lists the invoices of the orgs that are to be charged
-// through Stripe and are not yet: level-triggered, so a task lost after the
-// invoice was made is found again by the next one.
+// through Stripe and are not paid yet: level-triggered, so a task lost after
+// the invoice was made is found again by the next one.
 func (l *Ledger) InvoiceCharges(ctx context.Context, db DBTX, orgIDs []string) ([]InvoiceCharge, error) {
 	rows, err := db.Query(ctx, invoiceChargesSQL, orgIDs)
 	if err != nil {
@@ -76,7 +77,8 @@ func (l *Ledger) InvoiceCharges(ctx context.Context, db DBTX, orgIDs []string) (
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (InvoiceCharge, error) {
 		var c InvoiceCharge
-		err := row.Scan(&c.OrgID, &c.Period, &c.DueMinor, &c.Currency, &c.Plan, &c.CustomerID, &c.PaymentMethodID)
+		err := row.Scan(&c.OrgID, &c.Period, &c.DueMinor, &c.Currency, &c.Plan, &c.CustomerID, &c.PaymentMethodID,
+			&c.StripeInvoiceID)
 		return c, err
 	})
 	if err != nil {
@@ -112,11 +114,11 @@ func (l *Ledger) SetStripeInvoice(ctx context.Context, tx pgx.Tx, orgID, period,
 // The paid state is final: a late failure event does not reopen it.
 const markInvoicePaidSQL = `
 UPDATE invoices SET status = 'paid', paid_at = $4, payment_error = NULL,
-                    stripe_invoice_id = coalesce(stripe_invoice_id, $3)
+                    stripe_invoice_id = coalesce(stripe_invoice_id, nullif($3, ''))
 WHERE org_id = $1 AND period = $2 AND status = 'open'`
 
 const markInvoiceFailedSQL = `
-UPDATE invoices SET payment_error = $4, stripe_invoice_id = coalesce(stripe_invoice_id, $3)
+UPDATE invoices SET payment_error = $4, stripe_invoice_id = coalesce(stripe_invoice_id, nullif($3, ''))
 WHERE org_id = $1 AND period = $2 AND status = 'open'`
 
 // MarkInvoicePaid records that Stripe collected the invoice (invoice.paid).

@@ -14,13 +14,12 @@ import (
 // (stripe-go v76 has no constant for it).
 const errInvoiceAlreadyPaid = "invoice_already_paid"
 
-// ChargeInvoice creates a Stripe invoice for the customer with one line (the
-// amount due), charged automatically to the saved card, then finalizes and
-// pays it. Each call carries its own idempotency key derived from the
-// invoice's, so a retry at any point replays what was done and continues:
-// one Stripe invoice, one line, one charge. An invoice Stripe reports paid
-// already is a success.
-func (s *Stripe) ChargeInvoice(ctx context.Context, in jobs.StripeInvoice) (string, error) {
+// CreateInvoice creates a draft Stripe invoice for the customer, charged
+// automatically to the saved card (auto_advance, collection_method
+// charge_automatically, default_payment_method), with one line for the
+// amount due. Each call carries its own idempotency key derived from the
+// invoice's, so a retry replays what was done: one Stripe invoice, one line.
+func (s *Stripe) CreateInvoice(ctx context.Context, in jobs.StripeInvoice) (string, error) {
 	ip := &stripe.InvoiceParams{
 		Customer:                    stripe.String(in.Customer),
 		AutoAdvance:                 stripe.Bool(true),
@@ -39,40 +38,47 @@ func (s *Stripe) ChargeInvoice(ctx context.Context, in jobs.StripeInvoice) (stri
 	if err != nil {
 		return "", classify(err)
 	}
-	id := inv.ID
-	if inv.Status == stripe.InvoiceStatusDraft {
-		item := &stripe.InvoiceItemParams{
-			Customer:    stripe.String(in.Customer),
-			Invoice:     stripe.String(id),
-			Amount:      stripe.Int64(in.AmountMinor),
-			Currency:    stripe.String(strings.ToLower(in.Currency)),
-			Description: stripe.String(in.Description),
-		}
-		item.Context = ctx
-		item.SetIdempotencyKey(in.IdempotencyKey + ":item")
-		for k, v := range in.Metadata {
-			item.AddMetadata(k, v)
-		}
-		if _, err := s.api.InvoiceItems.New(item); err != nil {
-			return id, classify(err)
-		}
+	if inv.Status != stripe.InvoiceStatusDraft || (inv.Lines != nil && len(inv.Lines.Data) > 0) {
+		return inv.ID, nil // its line is on it already
 	}
-	// The invoice as it is now: a retry finds it finalized or paid.
+	item := &stripe.InvoiceItemParams{
+		Customer:    stripe.String(in.Customer),
+		Invoice:     stripe.String(inv.ID),
+		Amount:      stripe.Int64(in.AmountMinor),
+		Currency:    stripe.String(strings.ToLower(in.Currency)),
+		Description: stripe.String(in.Description),
+	}
+	item.Context = ctx
+	item.SetIdempotencyKey(in.IdempotencyKey + ":item")
+	for k, v := range in.Metadata {
+		item.AddMetadata(k, v)
+	}
+	if _, err := s.api.InvoiceItems.New(item); err != nil {
+		return "", classify(err)
+	}
+	return inv.ID, nil
+}
+
+// PayInvoice finalizes the Stripe invoice if it is still a draft and pays
+// it off-session, under idempotency keys derived from the invoice's. An
+// invoice Stripe reports paid, before or when asked to pay, is a success.
+func (s *Stripe) PayInvoice(ctx context.Context, id string, in jobs.StripeInvoice) error {
 	gp := &stripe.InvoiceParams{}
 	gp.Context = ctx
-	if inv, err = s.api.Invoices.Get(id, gp); err != nil {
-		return id, classify(err)
+	inv, err := s.api.Invoices.Get(id, gp)
+	if err != nil {
+		return classify(err)
 	}
 	if inv.Status == stripe.InvoiceStatusDraft {
 		fp := &stripe.InvoiceFinalizeInvoiceParams{}
 		fp.Context = ctx
 		fp.SetIdempotencyKey(in.IdempotencyKey + ":finalize")
 		if inv, err = s.api.Invoices.FinalizeInvoice(id, fp); err != nil {
-			return id, classify(err)
+			return classify(err)
 		}
 	}
 	if inv.Status == stripe.InvoiceStatusPaid {
-		return id, nil
+		return nil
 	}
 	pp := &stripe.InvoicePayParams{OffSession: stripe.Bool(true)}
 	pp.Context = ctx
@@ -81,11 +87,11 @@ func (s *Stripe) ChargeInvoice(ctx context.Context, in jobs.StripeInvoice) (stri
 	var se *stripe.Error
 	switch {
 	case errors.As(err, &se) && string(se.Code) == errInvoiceAlreadyPaid:
-		return id, nil
+		return nil
 	case err != nil:
-		return id, classify(err)
+		return classify(err)
 	case paid.Status != stripe.InvoiceStatusPaid:
-		return id, &jobs.ChargeDeclined{Code: "invoice_" + string(paid.Status), Message: "invoice " + id + " is " + string(paid.Status)}
+		return &jobs.ChargeDeclined{Code: "invoice_" + string(paid.Status), Message: "invoice " + id + " is " + string(paid.Status)}
 	}
-	return id, nil
+	return nil
 }
