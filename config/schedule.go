@@ -14,10 +14,11 @@ const EnvSchedule = "CREDITD_SCHEDULE"
 
 // Scheduled jobs. Each tick enqueues one sweep of that kind of due work.
 const (
-	JobCycles = "cycles" // cycle boundaries: expiry, rollover, allocation
-	JobLots   = "lots"   // lots whose expiry has passed
-	JobHolds  = "holds"  // holds whose time is up
-	JobAlerts = "alerts" // alert rules evaluated again: runway forecasts, and a safety net
+	JobCycles   = "cycles"   // cycle boundaries: expiry, rollover, allocation
+	JobLots     = "lots"     // lots whose expiry has passed
+	JobHolds    = "holds"    // holds whose time is up
+	JobAlerts   = "alerts"   // alert rules evaluated again: runway forecasts, and a safety net
+	JobInvoices = "invoices" // monthly invoices of the months that ended
 	// JobReconcile compares recent Stripe payments with the ledger (a
 	// payments:reconcile task, not a sweep of due work).
 	JobReconcile = "reconcile"
@@ -30,12 +31,14 @@ const (
 type Schedule map[string]string
 
 // DefaultSchedule runs the cycle and expiry sweeps every five minutes, the
-// hold sweep every minute and the alert sweep every half hour (it visits every
-// org with rules; every write evaluates what it may cross already). Sweeps are level-triggered, so a late or missed
+// hold sweep every minute, the alert sweep every half hour (it visits every
+// org with rules; every write evaluates what it may cross already) and the
+// invoice sweep hourly (a month ends at midnight in each org's zone; zones
+// differ by whole hours or half hours, so an org waits at most an hour). Sweeps are level-triggered, so a late or missed
 // tick only delays work, and the next one catches up. Payment reconciliation runs every quarter hour.
 func DefaultSchedule() Schedule {
 	return Schedule{JobCycles: "*/5 * * * *", JobLots: "*/5 * * * *", JobHolds: "* * * * *", JobAlerts: "*/30 * * * *",
-		JobReconcile: "*/15 * * * *"}
+		JobInvoices: "2 * * * *", JobReconcile: "*/15 * * * *"}
 }
 
 // Jobs returns the scheduled jobs in a fixed order.

@@ -15,10 +15,10 @@ func TestScheduleFromEnv(t *testing.T) {
 		err       string
 	}{
 		{"default", "", config.DefaultSchedule(), ""},
-		{"override", "cycles=*/10 * * * *; holds=@every 2m", config.Schedule{"cycles": "*/10 * * * *", "lots": "*/5 * * * *", "holds": "@every 2m", "alerts": "*/30 * * * *", "reconcile": "*/15 * * * *"}, ""},
-		{"turned off", "holds=", config.Schedule{"cycles": "*/5 * * * *", "lots": "*/5 * * * *", "alerts": "*/30 * * * *", "reconcile": "*/15 * * * *"}, ""},
-		{"reconcile turned off", "reconcile=", config.Schedule{"cycles": "*/5 * * * *", "lots": "*/5 * * * *", "holds": "* * * * *", "alerts": "*/30 * * * *"}, ""},
-		{"unknown job", "invoices=0 * * * *", nil, `unknown job "invoices"`},
+		{"override", "cycles=*/10 * * * *; holds=@every 2m", config.Schedule{"cycles": "*/10 * * * *", "lots": "*/5 * * * *", "holds": "@every 2m", "alerts": "*/30 * * * *", "invoices": "2 * * * *", "reconcile": "*/15 * * * *"}, ""},
+		{"turned off", "holds=", config.Schedule{"cycles": "*/5 * * * *", "lots": "*/5 * * * *", "alerts": "*/30 * * * *", "invoices": "2 * * * *", "reconcile": "*/15 * * * *"}, ""},
+		{"reconcile turned off", "reconcile=", config.Schedule{"cycles": "*/5 * * * *", "lots": "*/5 * * * *", "holds": "* * * * *", "alerts": "*/30 * * * *", "invoices": "2 * * * *"}, ""},
+		{"unknown job", "statements=0 * * * *", nil, `unknown job "statements"`},
 		{"bad spec", "cycles=every five minutes", nil, "cycles:"},
 		{"not job=spec", "cycles", nil, "is not job=SPEC"},
 	}

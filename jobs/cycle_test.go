@@ -29,11 +29,19 @@ type cycleRig struct {
 	pool   *pgxpool.Pool
 	client *jobs.Client
 	insp   *asynq.Inspector
+	queue  *asynq.Client
 }
 
 // newCycleRig starts `workers` asynq servers that share one ledger and clock,
 // as separate worker processes would.
 func newCycleRig(t *testing.T, start time.Time, workers, pageSize int) *cycleRig {
+	t.Helper()
+	return newBillingRig(t, start, workers, pageSize, nil)
+}
+
+// newBillingRig is newCycleRig whose workers also charge invoices through
+// invoicer (nil: payments are off).
+func newBillingRig(t *testing.T, start time.Time, workers, pageSize int, invoicer jobs.Invoicer) *cycleRig {
 	t.Helper()
 	redisOpt := testRedis(t)
 	r := &cycleRig{t: t, clock: ledgertest.NewClock(start), pool: ledgertest.NewPool(t)}
@@ -41,12 +49,15 @@ func newCycleRig(t *testing.T, start time.Time, workers, pageSize int) *cycleRig
 	r.client = jobs.NewClient(redisOpt)
 	r.insp = asynq.NewInspector(redisOpt)
 	queue := asynq.NewClient(redisOpt)
+	r.queue = queue
 	for i := 0; i < workers; i++ {
 		srv := asynq.NewServer(redisOpt, asynq.Config{Concurrency: 4, Queues: jobs.QueuePriorities(), LogLevel: asynq.FatalLevel,
 			RetryDelayFunc: jobs.RetryDelay})
 		mux := jobs.NewMux(jobs.Handlers{
-			Sweep:   &jobs.SweepHandler{Ledger: r.ledger, DB: r.pool, Queue: queue, PageSize: pageSize},
-			Advance: &jobs.AdvanceHandler{Ledger: r.ledger, DB: r.pool},
+			Sweep:      &jobs.SweepHandler{Ledger: r.ledger, DB: r.pool, Queue: queue, PageSize: pageSize},
+			Advance:    &jobs.AdvanceHandler{Ledger: r.ledger, DB: r.pool},
+			Invoice:    &jobs.InvoiceHandler{Ledger: r.ledger, DB: r.pool, Queue: queue},
+			InvoicePay: &jobs.InvoicePayHandler{Ledger: r.ledger, DB: r.pool, Invoicer: invoicer, Clock: r.clock},
 		})
 		if err := srv.Start(mux); err != nil {
 			t.Fatal(err)

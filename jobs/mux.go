@@ -20,6 +20,8 @@ type Handlers struct {
 	// ReconcileSweep fans the orgs out; Reconcile checks pages of them.
 	ReconcileSweep *ReconcileSweepHandler
 	Reconcile      *ReconcileHandler
+	Invoice        *InvoiceHandler
+	InvoicePay     *InvoicePayHandler
 }
 
 // NewMux registers every handler for its exact task type. asynq's ServeMux
@@ -35,7 +37,7 @@ func NewMux(h Handlers) *asynq.ServeMux {
 
 // TaskTypes lists every task type a worker serves.
 func TaskTypes() []string {
-	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent, TypeReconcile, TypeReconcilePage}
+	return []string{TypeUsage, TypeUsageBatch, TypeHoldReserve, TypeHoldCapture, TypeHoldRelease, TypeSweep, TypeAdvance, TypeDeliver, TypeRecharge, TypeStripeEvent, TypeReconcile, TypeReconcilePage, TypeInvoiceMake, TypeInvoicePay}
 }
 
 // byType maps each task type to its handler; handlers left nil are not
@@ -71,6 +73,12 @@ func (h Handlers) byType() map[string]asynq.Handler {
 	}
 	if h.Reconcile != nil {
 		m[TypeReconcilePage] = h.Reconcile
+	}
+	if h.Invoice != nil {
+		m[TypeInvoiceMake] = h.Invoice
+	}
+	if h.InvoicePay != nil {
+		m[TypeInvoicePay] = h.InvoicePay
 	}
 	return m
 }

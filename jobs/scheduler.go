@@ -15,10 +15,11 @@ import (
 
 // jobKinds maps the scheduled jobs to the due work their sweep finds.
 var jobKinds = map[string]ledger.DueKind{
-	config.JobCycles: ledger.DueCycles,
-	config.JobLots:   ledger.DueLots,
-	config.JobHolds:  ledger.DueHolds,
-	config.JobAlerts: ledger.DueAlerts,
+	config.JobCycles:   ledger.DueCycles,
+	config.JobLots:     ledger.DueLots,
+	config.JobHolds:    ledger.DueHolds,
+	config.JobAlerts:   ledger.DueAlerts,
+	config.JobInvoices: ledger.DueInvoices,
 }
 
 // Scheduler enqueues a sweep task on every tick of the schedule. It keeps no

@@ -93,7 +93,9 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 		if err := json.Unmarshal(event.Data.Raw, &pi); err != nil {
 			return permanent(fmt.Errorf("stripe event %s: payment intent: %w", ev.ID, err))
 		}
-		if org, err = h.orgOf(ctx, pi.ID, pi.Metadata, pi.Customer); err != nil {
+		if paysInvoice(&pi) {
+			result = "ignored: pays invoice " + pi.Invoice.ID
+		} else if org, err = h.orgOf(ctx, pi.ID, pi.Metadata, pi.Customer); err != nil {
 			result = err.Error() // not ours to credit: recorded, visible, not retried
 		} else {
 			act = func(tx pgx.Tx) (string, error) { return h.credit(ctx, tx, org, &pi) }
@@ -130,6 +132,12 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 		} else {
 			act = func(tx pgx.Tx) (res string, err error) { org, res, err = h.detachCard(ctx, tx, pm.ID); return res, err }
 		}
+	case "invoice.paid", "invoice.payment_failed":
+		var in stripe.Invoice
+		if err := json.Unmarshal(event.Data.Raw, &in); err != nil {
+			return permanent(fmt.Errorf("stripe event %s: invoice: %w", ev.ID, err))
+		}
+		org, act, result = h.invoiceEvent(ctx, event.Type, &in)
 	default:
 		result = "ignored: " + string(event.Type)
 	}

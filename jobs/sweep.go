@@ -116,7 +116,7 @@ func (p SweepPayload) validate() error {
 	case p.At.IsZero():
 		return &PayloadError{Field: "at", Reason: "required"}
 	}
-	for _, k := range ledger.DueKinds {
+	for _, k := range append(ledger.DueKinds, ledger.DueInvoices) {
 		if p.Kind == k {
 			return nil
 		}
@@ -174,6 +174,15 @@ func newAdvanceTask(kind ledger.DueKind, p AdvancePayload) (task *asynq.Task, id
 		asynq.MaxRetry(25), asynq.Timeout(5*time.Minute), asynq.Retention(AdvanceRetention)), id, nil
 }
 
+// newPageTask builds the task of one page of due orgs: an invoice:make task
+// for the invoice sweep, a cycle:advance task for the others.
+func newPageTask(kind ledger.DueKind, at time.Time, orgs []string) (*asynq.Task, string, error) {
+	if kind == ledger.DueInvoices {
+		return NewInvoiceTask(InvoicePayload{Version: InvoicePayloadVersion, At: at, Orgs: orgs})
+	}
+	return newAdvanceTask(kind, AdvancePayload{Version: AdvancePayloadVersion, At: at, Orgs: orgs})
+}
+
 // Sweep enqueues the sweep of kind as of at and returns its task id. A sweep
 // already enqueued for that instant is not enqueued again.
 func (c *Client) Sweep(ctx context.Context, kind ledger.DueKind, at time.Time) (string, error) {
@@ -203,7 +212,7 @@ type SweepHandler struct {
 
 // ProcessTask reads the due orgs page by page (keyset paging: a million
 // orgs never sit in memory or in one transaction) and enqueues one
-// cycle:advance task per page.
+// cycle:advance (or invoice:make) task per page.
 func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var p SweepPayload
 	if err := decodeStrict(t.Payload(), &p); err != nil {
@@ -224,7 +233,7 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return fmt.Errorf("sweep %s: %w", p.Kind, err)
 		}
 		if len(page.Orgs) > 0 {
-			task, id, err := newAdvanceTask(p.Kind, AdvancePayload{Version: AdvancePayloadVersion, At: p.At, Orgs: page.Orgs})
+			task, id, err := newPageTask(p.Kind, p.At, page.Orgs)
 			if err != nil {
 				return err
 			}

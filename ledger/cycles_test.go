@@ -815,7 +815,7 @@ func TestDueOrgs(t *testing.T) {
 		kind  ledger.DueKind
 		limit int
 		field string
-	}{{"invoices", 10, "kind"}, {ledger.DueCycles, 0, "limit"}, {ledger.DueCycles, ledger.MaxDuePage + 1, "limit"}} {
+	}{{"statements", 10, "kind"}, {ledger.DueCycles, 0, "limit"}, {ledger.DueCycles, ledger.MaxDuePage + 1, "limit"}} {
 		_, err := f.l.DueOrgs(f.ctx, f.pool, bad.kind, due, ledger.DueCursor{}, bad.limit)
 		var v *ledger.ValidationError
 		if !errors.As(err, &v) || v.Field != bad.field {

@@ -25,6 +25,10 @@ const (
 	// their rules again (the runway rule needs it; for the others it is a
 	// safety net, as every write evaluates what it may cross).
 	DueAlerts DueKind = "alerts"
+	// DueInvoices: orgs with a calendar month (in their zone) that has
+	// ended and has no invoice (orgs.next_invoice_at). Not one of DueKinds:
+	// its pages go to MakeInvoices, not to AdvanceCycles.
+	DueInvoices DueKind = "invoices"
 )
 
 // DueKinds are all kinds of due work.
@@ -69,6 +73,10 @@ ORDER BY next_expiry_at, org_id LIMIT $4`,
 SELECT org_id, expires_at FROM holds
 WHERE status = 'active' AND expires_at <= $1 AND (expires_at, org_id) > ($2::timestamptz, $3::text)
 ORDER BY expires_at, org_id LIMIT $4`,
+	DueInvoices: `
+SELECT org_id, next_invoice_at FROM orgs
+WHERE next_invoice_at <= $1 AND (next_invoice_at, org_id) > ($2::timestamptz, $3::text)
+ORDER BY next_invoice_at, org_id LIMIT $4`,
 	// Orgs in id order (the cursor's instant stays zero): a loose index
 	// scan over the rules' primary key, one probe per org, however many
 	// rules each has.
@@ -90,7 +98,7 @@ SELECT org_id, '0001-01-01T00:00:00Z'::timestamptz FROM o WHERE org_id IS NOT NU
 func (l *Ledger) DueOrgs(ctx context.Context, db DBTX, kind DueKind, now time.Time, after DueCursor, limit int) (DuePage, error) {
 	query, ok := dueSQL[kind]
 	if !ok {
-		return DuePage{}, invalid("kind", "must be cycles, lots, holds or alerts, not %q", kind)
+		return DuePage{}, invalid("kind", "must be cycles, lots, holds, alerts or invoices, not %q", kind)
 	}
 	if limit <= 0 || limit > MaxDuePage {
 		return DuePage{}, invalid("limit", "must be from 1 to %d", MaxDuePage)

@@ -39,10 +39,14 @@ type Invoice struct {
 	UsageByTeam    []UsageLine `json:"usage_by_team"`
 	Runs           RunsLine    `json:"runs"`
 
-	Granted        credits.Credits `json:"granted"`         // every credit added in the period (allocations, purchases, recharges, promos, restores, adjustments)
-	Used           credits.Credits `json:"used"`            // every credit spent by usage and captures in the period
-	Expired        credits.Credits `json:"expired"`         // credits that expired in the period
-	Taken          credits.Credits `json:"taken,omitempty"` // credits taken back by refunds and disputes in the period
+	Granted credits.Credits `json:"granted"`         // every credit added in the period (allocations, purchases, recharges, promos, restores, adjustments)
+	Used    credits.Credits `json:"used"`            // every credit spent by usage and captures in the period
+	Expired credits.Credits `json:"expired"`         // credits that expired in the period
+	Taken   credits.Credits `json:"taken,omitempty"` // credits taken back by refunds and disputes in the period
+	// HeldChange is the change of credits on hold over the period (placed
+	// minus released or captured): closing = opening + granted - used -
+	// expired - taken - held_change.
+	HeldChange     credits.Credits `json:"held_change"`
 	OpeningBalance credits.Credits `json:"opening_balance"` // available at PeriodStart
 	ClosingBalance credits.Credits `json:"closing_balance"` // available at PeriodEnd
 	ClosingDebt    credits.Credits `json:"closing_debt"`    // debt at PeriodEnd
@@ -50,6 +54,7 @@ type Invoice struct {
 	Totals InvoiceTotals `json:"totals"`
 
 	StripeInvoiceID string     `json:"stripe_invoice_id,omitempty"` // where the org pays automatically
+	PaymentError    string     `json:"payment_error,omitempty"`     // why the last automatic payment failed
 	CreatedAt       time.Time  `json:"created_at"`
 	PaidAt          *time.Time `json:"paid_at,omitempty"`
 }

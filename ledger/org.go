@@ -49,6 +49,11 @@ type Org struct {
 	// Pending is a change of plan, overrides or anchor that takes effect at
 	// the next boundary.
 	Pending *PendingTerms `json:"pending,omitempty"`
+	// AutoPay: the org's monthly invoices are charged to its saved card.
+	AutoPay bool `json:"auto_pay"`
+	// Price is the org's own monthly price (enterprise terms), in minor units
+	// of its currency; nil bills the plan's price.
+	Price *int64 `json:"price_minor,omitempty"`
 }
 
 // PendingTerms are an org's terms from boundary From on: the whole set, not
@@ -77,7 +82,7 @@ func (o Org) BillingAnchor() (Anchor, error) {
 // the order orgRow scans it.
 const orgSelect = `o.org_id, o.plan, o.anchor, o.time_zone, o.currency, o.policy, o.emails, o.monthly_cap, o.created_at,
            o.monthly_credits, o.rollover_months, o.rollover_cap, o.included_runs, o.anchor_from, b.next_cycle_at,
-           b.cycles_done, o.pending`
+           b.cycles_done, o.pending, o.auto_pay, o.price_minor`
 
 // orgRow scans the columns of orgSelect.
 type orgRow struct {
@@ -94,7 +99,7 @@ func (r *orgRow) dest() []any {
 	o := &r.org
 	return []any{&o.ID, &o.Plan, &o.Anchor, &o.TimeZone, &o.Currency, &r.policy, &o.Emails, &r.monthlyCap,
 		&o.CreatedAt, &r.monthly, &r.rolloverMonths, &r.rolloverCap, &r.runs, &r.anchorFrom, &r.nextCycles,
-		&o.CyclesDone, &r.pending}
+		&o.CyclesDone, &r.pending, &o.AutoPay, &o.Price}
 }
 
 func (r *orgRow) finish() (Org, error) {

@@ -89,7 +89,8 @@ FROM (SELECT DISTINCT org_id, 'lots' AS tbl FROM lots
       UNION ALL SELECT DISTINCT org_id, 'entries' FROM entries
       UNION ALL SELECT DISTINCT org_id, 'usage_events' FROM usage_events
       UNION ALL SELECT DISTINCT org_id, 'operations' FROM operations
-      UNION ALL SELECT DISTINCT org_id, 'cycle_usage' FROM cycle_usage) x
+      UNION ALL SELECT DISTINCT org_id, 'cycle_usage' FROM cycle_usage
+      UNION ALL SELECT DISTINCT org_id, 'invoices' FROM invoices) x
 WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.org_id = x.org_id)`},
 	{"entry_lot_exists", `
 SELECT org_id, format('entries name lot %s, which the org does not have', lot_id)
@@ -125,6 +126,16 @@ FROM payments p
 LEFT JOIN (SELECT payment_id, sum(amount_minor) AS sum FROM payment_disputes GROUP BY payment_id) d ON d.payment_id = p.payment_id
 WHERE p.disputed_minor <> coalesce(d.sum, 0)
    OR p.taken_back <> floor(p.credits::numeric * least(p.amount_minor, p.refunded_minor + p.disputed_minor) / p.amount_minor)`},
+	{"invoice_closes_at_its_last_entry", `
+SELECT i.org_id, format('invoice %s closes at %s, its last entry %s recorded %s', i.period, i.closing_balance,
+       i.through_entry_id, coalesce(e.balance_after, 0))
+FROM invoices i LEFT JOIN entries e ON e.org_id = i.org_id AND e.entry_id = i.through_entry_id
+WHERE i.closing_balance <> coalesce(e.balance_after, 0)`},
+	{"invoice_opens_at_previous_close", `
+SELECT i.org_id, format('invoice %s opens at %s, the invoice of the month before closed at %s', i.period,
+       i.opening_balance, p.closing_balance)
+FROM invoices i JOIN invoices p ON p.org_id = i.org_id AND p.period_end = i.period_start
+WHERE i.opening_balance <> p.closing_balance`},
 	{"entries_append_only", `
 SELECT NULL::text, 'the trigger refusing UPDATE and DELETE on entries is missing or disabled'
 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
@@ -139,7 +150,9 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'entries_no_update'
 // org (the checks the high-volume tables' missing foreign keys would make),
 // the soonest expiry the expiry sweep pages by is that of the open lots, no
 // cycle was allocated twice, every refunded or disputed payment took back
-// exactly floor(credits × returned / paid) in its entries, and entries are
+// exactly floor(credits × returned / paid) in its entries, every invoice
+// closes at the balance its last entry recorded and opens at the previous
+// month's close, and entries are
 // protected from change. It reads only.
 func (l *Ledger) Verify(ctx context.Context, db DBTX) (VerifyReport, error) {
 	rep := VerifyReport{Violations: []Violation{}}

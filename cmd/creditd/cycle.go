@@ -20,6 +20,8 @@ type cycleSummary struct {
 	jobs.AdvanceResult
 	// Partial: a sweep stopped at jobs.MaxSweepPages; more orgs are due.
 	Partial bool `json:"partial,omitempty"`
+	// Invoices: what the invoice sweep did, after the cycle work.
+	Invoices jobs.InvoiceResult `json:"invoices"`
 }
 
 // cyclePreview is `creditd cycle --dry-run --json`.
@@ -27,6 +29,8 @@ type cyclePreview struct {
 	At     time.Time            `json:"at"`
 	DryRun bool                 `json:"dry_run"`
 	Orgs   []ledger.CycleReport `json:"orgs"`
+	// Invoices are the months that would be invoiced, per org.
+	Invoices []ledger.InvoiceReport `json:"invoices"`
 }
 
 // runCycle runs (and waits for) all cycle work due as of --at through the
@@ -91,8 +95,13 @@ func runCycle(a *app, c *command, args []string) error {
 		for _, f := range sum.Failed {
 			a.printf("  %s: not advanced: %s\n", f.OrgID, f.Error)
 		}
+		a.printf("invoices: %d made for %d orgs, %d charges handed to Stripe\n", sum.Invoices.Invoices, sum.Invoices.Orgs,
+			sum.Invoices.Charges)
+		for _, f := range sum.Invoices.Failed {
+			a.printf("  %s: not invoiced: %s\n", f.OrgID, f.Error)
+		}
 	}
-	if len(sum.Failed) > 0 {
+	if len(sum.Failed) > 0 || len(sum.Invoices.Failed) > 0 {
 		return exitStatus(1)
 	}
 	return nil
@@ -125,7 +134,10 @@ func runSweeps(ctx context.Context, client *jobs.Client, at time.Time) (cycleSum
 	}
 	slices.Sort(sum.Behind)
 	sum.Behind = slices.Compact(sum.Behind)
-	return sum, nil
+	// Invoices last: a month is invoiced once its cycle work is done.
+	invoices, partial, err := runInvoiceSweep(ctx, client, at)
+	sum.Invoices, sum.Partial = invoices, sum.Partial || partial
+	return sum, err
 }
 
 // waitResult waits for a sweeps-queue task and decodes its result.
@@ -176,9 +188,15 @@ func (a *app) previewCycles(at time.Time, asJSON bool) error {
 		}
 		preview.Orgs = append(preview.Orgs, reports...)
 	}
+	invoices, err := a.previewInvoices(at)
+	if err != nil {
+		return err
+	}
+	preview.Invoices = invoices
 	if asJSON {
 		return a.printJSON(preview)
 	}
+	defer a.printInvoicePreview(invoices)
 	a.printf("dry run as of %s: %d orgs have work due; nothing was changed\n", at.Format(time.RFC3339), len(preview.Orgs))
 	for _, r := range preview.Orgs {
 		if r.Error != "" {

@@ -80,7 +80,7 @@ func (d *daemon) workerDeps(reg prometheus.Registerer) workerDeps {
 		Email: d.email, Webhook: d.webhook, LinkBase: d.cfg.LinkBase}
 	if d.cfg.StripeSecretKey != "" {
 		s := payments.NewStripe(d.cfg.StripeSecretKey, d.cfg.StripeAPIBase)
-		deps.Charger, deps.Payments = s, s
+		deps.Charger, deps.Payments, deps.Invoicer = s, s, s
 	} else {
 		d.log.Warn("STRIPE_SECRET_KEY is not set: payments are off; recharge attempts fail as payments_not_configured")
 	}

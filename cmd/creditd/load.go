@@ -138,7 +138,9 @@ func runLoad(a *app, c *command, args []string) error {
 	events := fs.Int("events", 10000, "usage events to record")
 	orgs := fs.Int("orgs", 100, "orgs to spread them over (created for the run)")
 	mode := fs.String("mode", "single", "single: one event per task (Client.RecordUsage); batch: --batch-size events per task (Client.RecordUsageBatch);\n"+
-		"cycles: a month boundary (expiry, rollover, allocation) for --orgs orgs through the sweeps, timed")
+		"cycles: a month boundary (expiry, rollover, allocation) for --orgs orgs through the sweeps, timed;\n"+
+		"invoices: last month's invoices of --orgs orgs with --events-per-org usage events each, through the invoice sweep, timed")
+	perOrg := fs.Int("events-per-org", 100, "invoices mode: usage events per org in the month invoiced")
 	plan := fs.String("plan", "professional", "cycles mode: the orgs' plan")
 	batch := fs.Int("batch-size", jobs.MaxBatchEvents, "events per task in batch mode")
 	group := fs.String("group", "org", "batch mode: org (each batch holds the events of as few orgs as possible) or spread (events round-robin over the orgs)")
@@ -157,12 +159,14 @@ func runLoad(a *app, c *command, args []string) error {
 	if _, err := a.parse(c, fs, args); err != nil {
 		return err
 	}
-	cycles := false
-	if *mode == "cycles" {
+	cycles, invoices := *mode == "cycles", *mode == "invoices"
+	if cycles || invoices {
 		// Events, rates and batches do not apply: the orgs are the load.
 		*events, *batch = max(*events, *orgs), 1
 		*mode = "single"
-		cycles = true
+	}
+	if invoices && *perOrg < 1 {
+		return invalid("events-per-org", "must be at least 1")
 	}
 	cfg := loadConfig{events: *events, orgs: *orgs, batch: *batch, producers: *producers, rate: *rate,
 		mode: *mode, group: *group, prefix: *prefix, noop: *noop, workerPID: *workerPID,
@@ -222,6 +226,21 @@ func runLoad(a *app, c *command, args []string) error {
 		}
 		a.printf("cycles: %d orgs on %s, month boundary through the queue in %.2fs = %.0f orgs/s (setup %.1fs); %s granted, %s carried, %s expired\n",
 			sum.Orgs, sum.Plan, sum.Seconds, sum.OrgsPerSecond, sum.SetupSeconds, sum.Cycle.Granted, sum.Cycle.Carried, sum.Cycle.Expired)
+		if sum.WorkerRSS != nil {
+			a.printf("worker RSS: start %d KiB, peak %d KiB, end %d KiB\n", sum.WorkerRSS.StartKiB, sum.WorkerRSS.PeakKiB, sum.WorkerRSS.EndKiB)
+		}
+		return nil
+	}
+	if invoices {
+		sum, err := r.loadInvoices(ctx, *perOrg)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return a.printJSON(sum)
+		}
+		a.printf("invoices: %d orgs with %d events each in %s, invoiced through the queue in %.2fs = %.0f invoices/s (setup %.1fs)\n",
+			sum.Orgs, sum.EventsPerOrg, sum.Period, sum.Seconds, sum.InvoicesPerSecond, sum.SetupSeconds)
 		if sum.WorkerRSS != nil {
 			a.printf("worker RSS: start %d KiB, peak %d KiB, end %d KiB\n", sum.WorkerRSS.StartKiB, sum.WorkerRSS.PeakKiB, sum.WorkerRSS.EndKiB)
 		}

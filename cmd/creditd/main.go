@@ -70,9 +70,14 @@ func commands() []*command {
 		{"org create", "ORG --plan PLAN [--anchor TIME] [--tz ZONE] [--policy debt|reject] [--email ADDR]... [--currency CUR] [--monthly-cap AMOUNT]\n" +
 			"    [--monthly-credits A] [--rollover-months M] [--rollover-cap A] [--included-runs N] [--json]",
 			"Create an org with a zero balance. Creating it again with the same settings changes nothing.", runOrgCreate},
-		{"org set", "ORG [--plan PLAN] [--anchor TIME] [--tz ZONE] [--monthly-credits A] [--rollover-months M] [--rollover-cap A] [--included-runs N] [--clear-overrides] [--json]",
-			"Change an org's plan, per-org terms or billing anchor from its next cycle on; the current cycle keeps its terms.", runOrgSet},
+		{"org set", "ORG [--plan PLAN] [--anchor TIME] [--tz ZONE] [--monthly-credits A] [--rollover-months M] [--rollover-cap A] [--included-runs N] [--clear-overrides]\n" +
+			"    [--auto-pay on|off] [--price MONEY|plan] [--json]",
+			"Change an org's plan, per-org terms or billing anchor from its next cycle on; the current cycle keeps its terms.\n" +
+				"--auto-pay and --price change how its invoices are billed, from the next invoice on.", runOrgSet},
 		{"org show", "ORG [--json]", "Print an org's settings and current balance.", runOrgShow},
+		{"invoice", "ORG --period YYYY-MM [--json]",
+			"Print the org's invoice of a month (in its time zone); a month that has ended and has no invoice yet is invoiced first.", runInvoice},
+		{"invoices", "ORG [--json]", "List the org's invoices, newest first.", runInvoices},
 		{"org emails", "ORG [--email ADDR]...", "Set the addresses the org's alerts are emailed to, at once; none clears the list.", runOrgEmails},
 		{"grant", "ORG AMOUNT --source purchase|promo|adjustment --key KEY [--expires TIME] [--json]",
 			"Add credits in a new lot; debt is repaid first. The key makes it happen once.", runGrant},

@@ -54,6 +54,7 @@ func TestCLI(t *testing.T) {
 		{"RechargeWorkerKilled", testRechargeWorkerKilled},
 		{"PaymentsWalkthrough", testPaymentsWalkthrough},
 		{"OrgShowPayments", testOrgShowPayments},
+		{"Invoices", testInvoices},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -85,11 +85,13 @@ func runOrgSet(a *app, c *command, args []string) error {
 	tz := fs.String("tz", "", "new IANA time zone of the anchor")
 	clearOverrides := fs.Bool("clear-overrides", false, "remove the org's overrides from the next cycle on")
 	terms := addTermFlags(fs)
+	billing := addInvoiceFlags(fs)
 	asJSON := jsonFlag(fs)
 	pos, err := a.parse(c, fs, args, "org")
 	if err != nil {
 		return err
 	}
+
 	change := ledger.PlanChange{OrgID: pos[0], Plan: *plan, TimeZone: *tz}
 	if change.Overrides, err = terms.overrides(); err != nil {
 		return err
@@ -107,17 +109,31 @@ func runOrgSet(a *app, c *command, args []string) error {
 		}
 		change.Anchor = &t
 	}
-	if change.Plan == "" && change.Overrides == nil && change.Anchor == nil && change.TimeZone == "" {
-		return usageErrorf(c, "nothing to change: give --plan, --anchor, --tz, overrides or --clear-overrides")
+	planChange := change.Plan != "" || change.Overrides != nil || change.Anchor != nil || change.TimeZone != ""
+	if !planChange && !billing.given() {
+		return usageErrorf(c, "nothing to change: give --plan, --anchor, --tz, overrides, --clear-overrides, --auto-pay or --price")
 	}
 	if err := a.connect(); err != nil {
 		return err
 	}
-	if _, err := a.requireOrg(change.OrgID); err != nil {
+	org, err := a.requireOrg(change.OrgID)
+	if err != nil {
 		return err
+	}
+	settings, err := billing.settings(org)
+	if err != nil {
+		return err
+	}
+	if !planChange {
+		return a.setInvoiceSettings(*settings, *asJSON)
 	}
 	var res ledger.PlanChangeResult
 	err = ledger.WithRetry(a.ctx, a.pool, func(tx pgx.Tx) (err error) {
+		if settings != nil {
+			if _, err := a.ledger.SetInvoiceSettings(a.ctx, tx, *settings); err != nil {
+				return err
+			}
+		}
 		res, err = a.ledger.ChangePlan(a.ctx, tx, change)
 		return err
 	})

@@ -39,6 +39,7 @@ func (a *app) printOrg(o ledger.Org, b ledger.Balance, p orgPayments) {
 	fmt.Fprintf(tw, "currency\t%s\n", o.Currency)
 	fmt.Fprintf(tw, "emails\t%s\n", emails)
 	fmt.Fprintf(tw, "monthly cap\t%s\n", monthlyCap)
+	fmt.Fprintf(tw, "auto-pay\t%s\n", onOff(o.AutoPay))
 	fmt.Fprintf(tw, "created\t%s\n", o.CreatedAt.Format(time.RFC3339))
 	balanceLines(tw, b)
 	paymentLines(tw, p)

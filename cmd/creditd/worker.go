@@ -69,10 +69,12 @@ type workerDeps struct {
 	Email    jobs.EmailSender
 	Webhook  jobs.WebhookSender
 	LinkBase string
-	// Charger charges saved cards and Payments reads them back for
-	// reconciliation; both nil when STRIPE_SECRET_KEY is not set.
+	// Charger charges saved cards, Payments reads them back for
+	// reconciliation and Invoicer charges invoices; all nil when
+	// STRIPE_SECRET_KEY is not set.
 	Charger  jobs.Charger
 	Payments jobs.PaymentLister
+	Invoicer jobs.Invoicer
 }
 
 // runningWorker is a started worker: an asynq server and the usage batcher
@@ -138,6 +140,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		Stripe:         &jobs.StripeEventHandler{Ledger: d.Ledger, DB: d.Pool},
 		ReconcileSweep: &jobs.ReconcileSweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
 		Reconcile:      &jobs.ReconcileHandler{Ledger: d.Ledger, DB: d.Pool, Stripe: d.Payments, Log: d.Log, Metrics: reconcileMetrics},
+		Invoice:        &jobs.InvoiceHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue, Log: d.Log},
+		InvoicePay:     &jobs.InvoicePayHandler{Ledger: d.Ledger, DB: d.Pool, Invoicer: d.Invoicer},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
 	if err := w.srv.Start(mux); err != nil {

@@ -38,6 +38,7 @@ func TestAPI(t *testing.T) {
 		{"Panic", testPanic},
 		{"Alerts", testAlerts},
 		{"Recharge", testRecharge},
+		{"Invoices", testInvoices},
 		{"StripeWebhook", testStripeWebhook},
 		{"Report", testReport},
 	} {

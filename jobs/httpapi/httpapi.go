@@ -225,6 +225,8 @@ func (s *Server) routes() {
 	s.handleOrg("PUT /v1/orgs/{org}/payment-method", ledger.RoleAdmin, s.putPaymentMethod)
 	s.handleOrg("GET /v1/orgs/{org}/recharge", ledger.RoleMember, s.getRecharge)
 	s.handleOrg("PUT /v1/orgs/{org}/recharge", ledger.RoleAdmin, s.putRecharge)
+	s.handleOrg("GET /v1/orgs/{org}/invoices", ledger.RoleMember, s.getInvoices)
+	s.handleOrg("GET /v1/orgs/{org}/invoices/{period}", ledger.RoleMember, s.getInvoice)
 }
 
 func (s *Server) registerMetrics() error {

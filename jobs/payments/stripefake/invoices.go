@@ -1,6 +1,7 @@
 package stripefake
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -350,4 +351,31 @@ func (s *Server) markPaid(inv *invoice) {
 	inv.AmountPaid = inv.AmountDue
 	inv.AmountRemaining = 0
 	inv.StatusTransitions.PaidAt = &now
+}
+
+// Invoices returns the customer's invoices, oldest first, decoded by
+// stripe-go from the JSON the fake serves: a test counts how many invoices
+// a retried task made.
+func (s *Server) Invoices(customerID string) []*stripe.Invoice {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var invs []*invoice
+	for _, inv := range s.invoices {
+		if inv.Customer == customerID {
+			invs = append(invs, inv)
+		}
+	}
+	sort.Slice(invs, func(i, j int) bool { return invs[i].Created < invs[j].Created || invs[i].ID < invs[j].ID })
+	out := make([]*stripe.Invoice, len(invs))
+	for i, inv := range invs {
+		b, err := json.Marshal(inv)
+		if err != nil {
+			panic(fmt.Sprintf("stripefake: encode invoice: %v", err))
+		}
+		out[i] = &stripe.Invoice{}
+		if err := json.Unmarshal(b, out[i]); err != nil {
+			panic(fmt.Sprintf("stripefake: stripe-go cannot decode an invoice: %v", err))
+		}
+	}
+	return out
 }

@@ -1,0 +1,309 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/creditd/creditd/ledger/credits"
+)
+
+// invoiceRow is an invoice computed and what storing it needs.
+type invoiceRow struct {
+	inv     Invoice
+	through int64 // the last entry dated before the period's end (0: none)
+	loc     *time.Location
+	dueAt   time.Time // orgs.next_invoice_at as read: moved on only from there
+}
+
+// The four statements of a page of invoices, each one pass over the page's
+// orgs: k(org_id, start_at, end_at) with the previous month's invoice p (its
+// closing balance and last entry), if there is one. Every per-org read is a
+// LATERAL subquery with OFFSET 0 (one index probe per org; see loadNeeds).
+
+// The last entry of the org dated before the period's end, after the
+// previous invoice's last one.
+const invoiceHeadSQL = `
+SELECT k.org_id, p.org_id IS NOT NULL, coalesce(p.closing_balance, 0), coalesce(p.closing_debt, 0),
+       coalesce(p.through_entry_id, 0), coalesce(x.entry_id, 0), x.balance_after
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
+LEFT JOIN invoices p ON p.org_id = k.org_id AND p.period_end = k.start_at
+LEFT JOIN LATERAL (
+    SELECT e.entry_id, e.balance_after FROM entries e
+    WHERE e.org_id = k.org_id AND e.entry_id > coalesce(p.through_entry_id, 0) AND e.at < k.end_at
+    ORDER BY e.entry_id DESC LIMIT 1
+) x ON true`
+
+// The entries after the previous invoice's and before the period's end, by
+// kind and by whether they fall in the period: the part of each that moved
+// lots and debt (amount + held_delta) split by sign, and the held and debt
+// changes.
+const invoiceEntriesSQL = `
+SELECT k.org_id, x.inside, x.kind, x.plus, x.minus, x.held, x.debt
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
+LEFT JOIN invoices p ON p.org_id = k.org_id AND p.period_end = k.start_at
+JOIN LATERAL (
+    SELECT e.at >= k.start_at AS inside, e.kind,
+           coalesce(sum(e.amount + e.held_delta) FILTER (WHERE e.amount + e.held_delta > 0), 0) AS plus,
+           coalesce(sum(e.amount + e.held_delta) FILTER (WHERE e.amount + e.held_delta < 0), 0) AS minus,
+           sum(e.held_delta) AS held, sum(e.debt_delta) AS debt
+    FROM entries e
+    WHERE e.org_id = k.org_id AND e.entry_id > coalesce(p.through_entry_id, 0) AND e.at < k.end_at
+    GROUP BY 1, 2
+    OFFSET 0
+) x ON true`
+
+// The usage events recorded in the period, by feature and by team (the same
+// instants as their entries): applied events, their credits and runs, and
+// rejected events.
+const invoiceUsageSQL = `
+SELECT k.org_id, grouping(u.team) = 0, coalesce(CASE WHEN grouping(u.team) = 0 THEN u.team ELSE u.feature END, ''),
+       count(*) FILTER (WHERE u.status = 'applied'),
+       coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied'), 0),
+       count(*) FILTER (WHERE u.status = 'rejected'),
+       coalesce(sum(u.runs) FILTER (WHERE u.status = 'applied'), 0),
+       coalesce(sum(u.overage_runs) FILTER (WHERE u.status = 'applied'), 0),
+       coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied' AND u.runs > 0), 0)
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
+JOIN LATERAL (
+    SELECT u.status, u.feature, u.team, u.amount, u.runs, u.overage_runs FROM usage_events u
+    WHERE u.org_id = k.org_id AND u.recorded_at >= k.start_at AND u.recorded_at < k.end_at
+    OFFSET 0
+) u ON true
+GROUP BY GROUPING SETS ((k.org_id, u.feature), (k.org_id, u.team))`
+
+const invoicePaymentsSQL = `
+SELECT k.org_id, x.payment_id, x.kind, x.credits, x.amount_minor, x.currency, x.paid_at
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
+JOIN LATERAL (
+    SELECT y.payment_id, y.kind, y.credits, y.amount_minor, y.currency, y.paid_at FROM payments y
+    WHERE y.org_id = k.org_id AND y.paid_at >= k.start_at AND y.paid_at < k.end_at
+    OFFSET 0
+) x ON true
+ORDER BY k.org_id, x.paid_at, x.payment_id`
+
+// invoiceSums is what the entries of one org say.
+type invoiceSums struct {
+	hasPrev                       bool
+	prevClosing, prevDebt         int64
+	prevThrough, lastID           int64
+	lastBalance                   *int64
+	before, beforeDebt            int64 // entries after the previous invoice and before the period
+	granted, used, expired, taken int64
+	held, debt                    int64
+}
+
+// computeInvoices computes the invoices of the dues, for all their orgs at
+// once (four statements in one round trip). An org whose invoice cannot be
+// made (its plan is missing, or its invoice does not reconcile) is in
+// failed with the reason; the others are returned.
+func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceDue) ([]invoiceRow, map[string]string, error) {
+	failed := map[string]string{}
+	if len(dues) == 0 {
+		return nil, failed, nil
+	}
+	ids, starts, ends := make([]string, len(dues)), make([]time.Time, len(dues)), make([]time.Time, len(dues))
+	for i, d := range dues {
+		ids[i], starts[i], ends[i] = d.org.ID, d.start, d.end
+	}
+	b := &pgx.Batch{}
+	b.Queue(invoiceHeadSQL, ids, starts, ends)
+	b.Queue(invoiceEntriesSQL, ids, starts, ends)
+	b.Queue(invoiceUsageSQL, ids, starts, ends)
+	b.Queue(invoicePaymentsSQL, ids, starts, ends)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+
+	sums := make(map[string]*invoiceSums, len(dues))
+	rows, _ := br.Query()
+	for rows.Next() {
+		var id string
+		s := &invoiceSums{}
+		if err := rows.Scan(&id, &s.hasPrev, &s.prevClosing, &s.prevDebt, &s.prevThrough, &s.lastID, &s.lastBalance); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("invoices: %w", err)
+		}
+		sums[id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
+	}
+	rows, _ = br.Query()
+	for rows.Next() {
+		var id, kind string
+		var inside bool
+		var plus, minus, held, debt int64
+		if err := rows.Scan(&id, &inside, &kind, &plus, &minus, &held, &debt); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("invoices: %w", err)
+		}
+		sums[id].add(inside, kind, plus, minus, held, debt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
+	}
+
+	invs := make(map[string]*Invoice, len(dues))
+	for _, d := range dues {
+		invs[d.org.ID] = &Invoice{OrgID: d.org.ID, UsageByFeature: []UsageLine{}, UsageByTeam: []UsageLine{},
+			Payments: []InvoicePayment{}}
+	}
+	rows, _ = br.Query()
+	for rows.Next() {
+		var id string
+		var team bool
+		var line UsageLine
+		var runs, overage, overageCredits int64
+		if err := rows.Scan(&id, &team, &line.Key, &line.Events, &line.Credits, &line.Rejected, &runs, &overage,
+			&overageCredits); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("invoices: %w", err)
+		}
+		inv := invs[id]
+		if team {
+			inv.UsageByTeam = append(inv.UsageByTeam, line)
+			continue
+		}
+		inv.UsageByFeature = append(inv.UsageByFeature, line)
+		inv.Runs.Runs += runs
+		inv.Runs.Overage += overage
+		inv.Runs.OverageCredits += credits.Credits(overageCredits)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
+	}
+	rows, _ = br.Query()
+	for rows.Next() {
+		var id string
+		var p InvoicePayment
+		if err := rows.Scan(&id, &p.PaymentID, &p.Kind, &p.Credits, &p.Amount.Minor, &p.Amount.Currency, &p.PaidAt); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("invoices: %w", err)
+		}
+		p.PaidAt = p.PaidAt.UTC()
+		invs[id].Payments = append(invs[id].Payments, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
+	}
+
+	now := l.now()
+	out := make([]invoiceRow, 0, len(dues))
+	for _, d := range dues {
+		inv := invs[d.org.ID]
+		s := sums[d.org.ID]
+		if err := l.finishInvoice(inv, d, s, now); err != nil {
+			failed[d.org.ID] = err.Error()
+			continue
+		}
+		out = append(out, invoiceRow{inv: *inv, through: max(s.lastID, s.prevThrough), loc: d.loc, dueAt: d.next})
+	}
+	return out, failed, nil
+}
+
+// add sorts one group of entries into the invoice's columns. What moved lots
+// and debt counts by sign: every credit added is granted, whatever its kind;
+// a credit removed is expired (expiry), used (usage and captures) or taken
+// (refunds, disputes, negative adjustments and any other kind). Holds count
+// apart (held), as they move credits between available and held only.
+func (s *invoiceSums) add(inside bool, kind string, plus, minus, held, debt int64) {
+	if !inside {
+		s.before += plus + minus - held
+		s.beforeDebt += debt
+		return
+	}
+	s.granted += plus
+	switch kind {
+	case "expiry":
+		s.expired -= minus
+	case "usage", "capture":
+		s.used -= minus
+	default:
+		s.taken -= minus
+	}
+	s.held += held
+	s.debt += debt
+}
+
+// finishInvoice fills in the plan, fee, balances and totals, and refuses an
+// invoice that does not reconcile.
+func (l *Ledger) finishInvoice(inv *Invoice, d invoiceDue, s *invoiceSums, now time.Time) error {
+	o := d.org
+	terms, err := l.Terms(o)
+	if err != nil {
+		return err
+	}
+	plan, _ := l.catalog.Plan(o.Plan)
+	fee := plan.PriceMoney
+	if o.Price != nil {
+		fee = credits.Money{Minor: *o.Price, Currency: o.Currency}
+	}
+	if fee.Minor == 0 {
+		fee.Currency = o.Currency
+	}
+	if fee.Currency != o.Currency {
+		return fmt.Errorf("invoice %s: the plan %s is priced in %s and the org pays in %s: set the org's own price",
+			d.period, o.Plan, fee.Currency, o.Currency)
+	}
+	inv.Period, inv.Currency, inv.TimeZone, inv.Plan = d.period, o.Currency, o.TimeZone, o.Plan
+	inv.PeriodStart, inv.PeriodEnd, inv.CreatedAt = d.start, d.end, now
+	inv.SubscriptionFee = fee
+	inv.Runs.Included = terms.IncludedRuns
+	inv.Granted, inv.Used, inv.Expired, inv.Taken = credits.Credits(s.granted), credits.Credits(s.used),
+		credits.Credits(s.expired), credits.Credits(s.taken)
+	inv.HeldChange = credits.Credits(s.held)
+
+	opening := s.prevClosing + s.before
+	if s.hasPrev && s.before != 0 {
+		return fmt.Errorf("invoice %s does not reconcile: entries dated before %s were added after the invoice of the month before (%s)",
+			d.period, d.start.Format(time.RFC3339), credits.Credits(s.before))
+	}
+	closing := opening + s.granted - s.used - s.expired - s.taken - s.held
+	switch {
+	case s.lastBalance != nil && *s.lastBalance != closing:
+		return fmt.Errorf("invoice %s does not reconcile: opening %s + granted %s - used %s - expired %s - taken %s - held %s = %s, but the balance after the last entry of the month is %s",
+			d.period, credits.Credits(opening), inv.Granted, inv.Used, inv.Expired, inv.Taken, inv.HeldChange,
+			credits.Credits(closing), credits.Credits(*s.lastBalance))
+	case s.lastBalance == nil && closing != s.prevClosing:
+		return fmt.Errorf("invoice %s does not reconcile: no entries, yet the balance moved from %s to %s",
+			d.period, credits.Credits(s.prevClosing), credits.Credits(closing))
+	}
+	var usage credits.Credits
+	for _, line := range inv.UsageByFeature {
+		usage += line.Credits
+	}
+	if usage != inv.Used {
+		return fmt.Errorf("invoice %s does not reconcile: the usage events recorded %s credits, the entries %s",
+			d.period, usage, inv.Used)
+	}
+	inv.OpeningBalance, inv.ClosingBalance = credits.Credits(opening), credits.Credits(closing)
+	inv.ClosingDebt = credits.Credits(s.prevDebt + s.beforeDebt + s.debt)
+	if inv.ClosingDebt < 0 {
+		return fmt.Errorf("invoice %s does not reconcile: debt at the end is %s", d.period, inv.ClosingDebt)
+	}
+
+	inv.Totals.Subscription = fee.Minor
+	for _, p := range inv.Payments {
+		if p.Amount.Currency != inv.Currency {
+			return fmt.Errorf("invoice %s: payment %s is in %s, the org pays in %s", d.period, p.PaymentID,
+				p.Amount.Currency, inv.Currency)
+		}
+		inv.Totals.Payments += p.Amount.Minor
+	}
+	inv.Totals.Due = fee.Minor
+	inv.Status = InvoiceOpen
+	if inv.Totals.Due == 0 {
+		// Nothing to pay: settled as it is made.
+		inv.Status, inv.PaidAt = InvoicePaid, &inv.CreatedAt
+	}
+	sortLines(inv.UsageByFeature)
+	sortLines(inv.UsageByTeam)
+	return nil
+}
+
+func sortLines(lines []UsageLine) {
+	slices.SortFunc(lines, func(a, b UsageLine) int { return compareStrings(a.Key, b.Key) })
+}
