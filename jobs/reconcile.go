@@ -304,6 +304,7 @@ type PaymentIntent struct {
 	Amount   credits.Money // what was received when succeeded, else what was asked
 	Metadata map[string]string
 	Created  time.Time
+	Invoice  string // the Stripe invoice it pays, if any: not a purchase of credits
 }
 
 // PaymentIntentSucceeded is the status of a PaymentIntent that was paid.
@@ -403,7 +404,9 @@ func (h *ReconcileHandler) reconcileOrg(ctx context.Context, pm ledger.PaymentMe
 		res.PaymentIntents += len(pis)
 		for _, pi := range pis {
 			seen[pi.ID] = pi
-			if pi.Status != PaymentIntentSucceeded || pi.Created.After(res.At) {
+			// A payment of a Stripe invoice (auto-pay) buys no credits: the
+			// invoice's own events settle it.
+			if pi.Status != PaymentIntentSucceeded || pi.Created.After(res.At) || pi.Invoice != "" {
 				continue
 			}
 			if err := h.reconcileSucceeded(ctx, pm, pi, res); err != nil {

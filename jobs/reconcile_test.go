@@ -554,3 +554,39 @@ func TestReconcile_PackagePurchase(t *testing.T) {
 	}
 	r.verify()
 }
+
+// TestReconcile_InvoicePaymentsBuyNoCredits: the PaymentIntent that paid a
+// Stripe invoice (auto-pay) is the customer's too, but it bought no credits:
+// reconciliation leaves it to the invoice's events.
+func TestReconcile_InvoicePaymentsBuyNoCredits(t *testing.T) {
+	t.Parallel()
+	r := newReconcileRig(t)
+	if _, err := r.api.InvoiceItems.New(&stripe.InvoiceItemParams{Customer: stripe.String(r.cus), Amount: stripe.Int64(45_00),
+		Currency: stripe.String("usd"), Description: stripe.String("professional plan")}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := r.api.Invoices.New(&stripe.InvoiceParams{Customer: stripe.String(r.cus), DefaultPaymentMethod: stripe.String(r.pm),
+		CollectionMethod: stripe.String("charge_automatically"), PendingInvoiceItemsBehavior: stripe.String("include")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid, err := r.api.Invoices.Pay(in.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paid.Status != stripe.InvoiceStatusPaid || paid.PaymentIntent == nil {
+		t.Fatalf("invoice %s is %s with payment %v, want paid by a PaymentIntent", paid.ID, paid.Status, paid.PaymentIntent)
+	}
+	before := r.available()
+	res := r.reconcile()
+	if len(res.Credited) != 0 || len(res.Mismatches) != 0 {
+		t.Fatalf("result %+v, want nothing credited or reported for an invoice's payment", res)
+	}
+	if res.PaymentIntents == 0 {
+		t.Fatal("the invoice's PaymentIntent was not listed: the test checks nothing")
+	}
+	if got := r.available(); got != before {
+		t.Fatalf("available %s, was %s", got, before)
+	}
+	r.verify()
+}

@@ -73,5 +73,8 @@ func fromStripe(pi *stripe.PaymentIntent) jobs.PaymentIntent {
 	if pi.Customer != nil {
 		out.Customer = pi.Customer.ID
 	}
+	if pi.Invoice != nil {
+		out.Invoice = pi.Invoice.ID
+	}
 	return out
 }
