@@ -1,0 +1,107 @@
+package jobs_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/creditd/creditd/jobs"
+	"github.com/creditd/creditd/ledger"
+)
+
+// Review of issue 6: failing tests that show defects in the payment paths.
+
+// A PaymentIntent a Stripe invoice created (invoice set: an auto-pay
+// invoice, a subscription's invoice) pays that invoice; it is not a
+// one-time purchase of credits and must not be credited as one.
+func TestReview_InvoicePaymentIntentIsNotCreditedAsPurchase(t *testing.T) {
+	t.Parallel()
+	f := newEventsFixture(t, "acme")
+	f.tx(func(tx pgx.Tx) error {
+		_, err := f.l.SetPaymentMethod(f.ctx, tx, ledger.PaymentMethod{OrgID: "acme", CustomerID: "cus_acme", PaymentMethodID: "pm_1"})
+		return err
+	})
+	pi := paymentIntent("pi_invoice1", 50_00, map[string]string{})
+	pi["customer"] = "cus_acme"
+	pi["invoice"] = "in_autopay1"
+	f.deliver(event("evt_inv1", "payment_intent.succeeded", pi))
+	f.wantAvailable("acme", "0")
+	f.verify()
+}
+
+// A payment_intent.succeeded naming a recharge attempt the ledger refuses
+// (no such attempt, or one that failed before) is a refusal: it must be
+// recorded on the event like a refused purchase, not retried as if the
+// database were down.
+func TestReview_RefusedRechargeEventIsRecordedNotRetried(t *testing.T) {
+	t.Parallel()
+	f := newEventsFixture(t, "acme")
+	ev := event("evt_rch1", "payment_intent.succeeded",
+		paymentIntent("pi_rch1", 5_00, map[string]string{"org_id": "acme", "recharge_attempt": "rch_unknown"}))
+	if _, err := f.l.RecordStripeEvent(f.ctx, f.pool, ev.id, ev.typ, ev.payload); err != nil {
+		t.Fatal(err)
+	}
+	task, err := jobs.NewStripeEventTask(ev.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.h.ProcessTask(f.ctx, task); err != nil && !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("ProcessTask: %v: retried (16 times, then archived unrecorded), want recorded as refused", err)
+	}
+	f.wantResult(ev.id, "refused")
+}
+
+// A stored event without a data object (malformed) must be archived or
+// recorded, not panic in the worker.
+func TestReview_EventWithoutDataDoesNotPanic(t *testing.T) {
+	t.Parallel()
+	f := newEventsFixture(t, "acme")
+	for _, typ := range []string{"payment_intent.succeeded", "charge.refunded", "checkout.session.completed", "payment_method.detached"} {
+		t.Run(typ, func(t *testing.T) {
+			id := "evt_nodata_" + typ[:6]
+			payload := []byte(`{"id":"` + id + `","object":"event","type":"` + typ + `"}`)
+			if _, err := f.l.RecordStripeEvent(f.ctx, f.pool, id, typ, payload); err != nil {
+				t.Fatal(err)
+			}
+			task, err := jobs.NewStripeEventTask(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("ProcessTask panicked: %v", r)
+				}
+			}()
+			_ = f.h.ProcessTask(f.ctx, task)
+		})
+	}
+}
+
+// Reconciliation must not credit the PaymentIntent of a paid Stripe invoice
+// (an auto-pay invoice of the org's customer) as a one-time purchase.
+func TestReview_ReconcileDoesNotCreditInvoicePayments(t *testing.T) {
+	t.Parallel()
+	r := newReconcileRig(t)
+	inv, err := r.api.Invoices.New(&stripe.InvoiceParams{Customer: stripe.String(r.cus),
+		CollectionMethod: stripe.String(string(stripe.InvoiceCollectionMethodChargeAutomatically)),
+		DefaultPaymentMethod: stripe.String(r.pm)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.api.InvoiceItems.New(&stripe.InvoiceItemParams{Customer: stripe.String(r.cus), Invoice: stripe.String(inv.ID),
+		Amount: stripe.Int64(29_00), Description: stripe.String("usage 2026-11")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.api.Invoices.Pay(inv.ID, &stripe.InvoicePayParams{OffSession: stripe.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	before := r.available()
+	res := r.reconcile()
+	if len(res.Credited) != 0 || r.available() != before {
+		t.Fatalf("reconciliation credited %+v (available %s -> %s) for the payment of invoice %s", res.Credited, before, r.available(), inv.ID)
+	}
+	r.verify()
+}
