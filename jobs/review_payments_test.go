@@ -86,7 +86,7 @@ func TestReview_ReconcileDoesNotCreditInvoicePayments(t *testing.T) {
 	t.Parallel()
 	r := newReconcileRig(t)
 	inv, err := r.api.Invoices.New(&stripe.InvoiceParams{Customer: stripe.String(r.cus),
-		CollectionMethod: stripe.String(string(stripe.InvoiceCollectionMethodChargeAutomatically)),
+		CollectionMethod:     stripe.String(string(stripe.InvoiceCollectionMethodChargeAutomatically)),
 		DefaultPaymentMethod: stripe.String(r.pm)})
 	if err != nil {
 		t.Fatal(err)
