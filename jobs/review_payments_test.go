@@ -105,3 +105,19 @@ func TestReview_ReconcileDoesNotCreditInvoicePayments(t *testing.T) {
 	}
 	r.verify()
 }
+
+// An inquiry (a dispute in status warning_needs_response: Amex/Discover
+// pre-dispute, no funds withdrawn, still refundable) arrives as
+// charge.dispute.created too. No money went back to the payer, so no
+// credits may be taken back and auto-recharge not paused for it.
+func TestReview_DisputeInquiryTakesNothingBack(t *testing.T) {
+	t.Parallel()
+	f := newEventsFixture(t, "acme")
+	f.deliver(event("evt_pq1", "payment_intent.succeeded", paymentIntent("pi_q1", 20_00, map[string]string{"org_id": "acme"})))
+	inquiry := dispute("dp_q1", "ch_q1", "pi_q1", 20_00)
+	inquiry["status"] = "warning_needs_response"
+	inquiry["is_charge_refundable"] = true
+	f.deliver(event("evt_dq1", "charge.dispute.created", inquiry))
+	f.wantAvailable("acme", "20")
+	f.verify()
+}
