@@ -10,6 +10,7 @@ import (
 
 	"github.com/creditd/creditd/jobs"
 	"github.com/creditd/creditd/ledger"
+	"github.com/creditd/creditd/ledger/credits"
 )
 
 // Review of issue 6: failing tests that show defects in the payment paths.
@@ -120,4 +121,24 @@ func TestReview_DisputeInquiryTakesNothingBack(t *testing.T) {
 	f.deliver(event("evt_dq1", "charge.dispute.created", inquiry))
 	f.wantAvailable("acme", "20")
 	f.verify()
+}
+
+// The consequence of a transient Stripe answer (409 idempotency_key_in_use
+// while the first request is in flight, or a processing PaymentIntent)
+// being recorded as a decline: the attempt is failed, and when the first
+// request's charge succeeds, neither the webhook nor reconciliation credit
+// it. The card was charged once and nothing was credited.
+func TestReview_ChargeThatSucceedsAfterAFailedAttemptIsCredited(t *testing.T) {
+	t.Parallel()
+	r := newReconcileRig(t)
+	r.spend("u1", "150") // 200 -> 50: at or below the threshold, an attempt opens
+	a := r.pendingAttempt()
+	r.tx(func(tx pgx.Tx) error { // what the task records for the 409 it took for a decline
+		return r.ledger.FailRecharge(r.ctx, tx, reconcileOrg, a.ID, ledger.RechargeError{Code: "idempotency_key_in_use", Message: "in progress"})
+	})
+	pi := r.chargeLikeTheTask(a) // the first request, still in flight at Stripe, succeeds
+	res := r.reconcile()
+	if r.fake.Charges(r.cus) != a.Amount.Minor || r.available() != credits.MustParse("550") {
+		t.Fatalf("charged %d for %s, available %s (want 550); reconciliation: %+v", r.fake.Charges(r.cus), pi, r.available(), res.Mismatches)
+	}
 }
