@@ -85,6 +85,9 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 	if err := json.Unmarshal(ev.Payload, &event); err != nil {
 		return permanent(fmt.Errorf("stripe event %s: %w", ev.ID, err))
 	}
+	if event.Data == nil || len(event.Data.Raw) == 0 {
+		return permanent(&PayloadError{Field: "data", Reason: "stripe event " + ev.ID + " has no data object"})
+	}
 	var org, result string
 	var act func(tx pgx.Tx) (string, error)
 	switch event.Type {
@@ -110,10 +113,14 @@ func (h *StripeEventHandler) ProcessTask(ctx context.Context, t *asynq.Task) err
 		} else {
 			act = func(tx pgx.Tx) (string, error) { return h.saveCard(ctx, tx, org, &si) }
 		}
-	case "charge.refunded", "charge.dispute.created":
-		r, err := reversalOf(&event)
+	case "charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn":
+		r, inquiry, err := reversalOf(&event)
 		if err != nil {
 			return permanent(err)
+		}
+		if inquiry != "" {
+			result = "ignored: dispute inquiry (" + inquiry + "), no funds withdrawn"
+			break
 		}
 		act = func(tx pgx.Tx) (res string, err error) { org, res, err = h.reverse(ctx, tx, r); return res, err }
 	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
@@ -193,9 +200,19 @@ func (h *StripeEventHandler) orgOf(ctx context.Context, id string, metadata map[
 
 func (h *StripeEventHandler) credit(ctx context.Context, tx pgx.Tx, org string, pi *stripe.PaymentIntent) (string, error) {
 	if attempt := pi.Metadata["recharge_attempt"]; attempt != "" {
-		res, err := h.Ledger.CompleteRecharge(ctx, tx, org, attempt, pi.ID)
-		if err != nil {
+		var res ledger.GrantResult
+		refused, err := refusable(ctx, tx, func(sp pgx.Tx) (err error) {
+			res, err = h.Ledger.CompleteRecharge(ctx, sp, org, attempt, pi.ID)
+			if errors.Is(err, ledger.ErrNotFound) { // no such attempt of this org: not ours to credit
+				err = &ledger.ValidationError{Field: "recharge_attempt", Reason: err.Error()}
+			}
+			return err
+		})
+		switch {
+		case err != nil:
 			return "", fmt.Errorf("recharge %s: %w", attempt, err)
+		case refused != nil:
+			return fmt.Sprintf("refused: recharge %s: %v", attempt, refused), nil
 		}
 		return fmt.Sprintf("recharge %s: %s credits (replayed %v)", attempt, res.Amount, res.Replayed), nil
 	}

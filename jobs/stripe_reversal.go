@@ -13,28 +13,35 @@ import (
 	"github.com/creditd/creditd/ledger/credits"
 )
 
-// reversalOf reads a charge.refunded or charge.dispute.created event as a
-// ledger reversal of the PaymentIntent it charged. A refund carries the
-// charge's cumulative amount_refunded, so the ledger takes back only what is
-// new; a dispute is keyed by its id.
-func reversalOf(event *stripe.Event) (ledger.Reversal, error) {
+// reversalOf reads a charge.refunded, charge.dispute.created or
+// charge.dispute.funds_withdrawn event as a ledger reversal of the
+// PaymentIntent it charged. A refund carries the charge's cumulative
+// amount_refunded, so the ledger takes back only what is new; a dispute is
+// keyed by its id, so its two events take back once. An inquiry (status
+// warning_*: no funds withdrawn, the payment can still be refunded) is no
+// reversal: inquiry names its status and nothing is taken; should it
+// escalate, funds_withdrawn takes the credits back.
+func reversalOf(event *stripe.Event) (r ledger.Reversal, inquiry string, err error) {
 	if event.Type == "charge.refunded" {
 		var ch stripe.Charge
 		if err := json.Unmarshal(event.Data.Raw, &ch); err != nil {
-			return ledger.Reversal{}, fmt.Errorf("stripe event %s: charge: %w", event.ID, err)
+			return ledger.Reversal{}, "", fmt.Errorf("stripe event %s: charge: %w", event.ID, err)
 		}
-		r := ledger.Reversal{Kind: ledger.ReversalRefund,
+		r = ledger.Reversal{Kind: ledger.ReversalRefund,
 			Amount: credits.Money{Minor: ch.AmountRefunded, Currency: strings.ToUpper(string(ch.Currency))}}
 		if ch.PaymentIntent != nil {
 			r.PaymentID = ch.PaymentIntent.ID
 		}
-		return r, nil
+		return r, "", nil
 	}
 	var dp stripe.Dispute
 	if err := json.Unmarshal(event.Data.Raw, &dp); err != nil {
-		return ledger.Reversal{}, fmt.Errorf("stripe event %s: dispute: %w", event.ID, err)
+		return ledger.Reversal{}, "", fmt.Errorf("stripe event %s: dispute: %w", event.ID, err)
 	}
-	r := ledger.Reversal{Kind: ledger.ReversalDispute, DisputeID: dp.ID,
+	if strings.HasPrefix(string(dp.Status), "warning_") {
+		return ledger.Reversal{}, string(dp.Status), nil
+	}
+	r = ledger.Reversal{Kind: ledger.ReversalDispute, DisputeID: dp.ID,
 		Amount: credits.Money{Minor: dp.Amount, Currency: strings.ToUpper(string(dp.Currency))}}
 	switch {
 	case dp.PaymentIntent != nil:
@@ -42,7 +49,7 @@ func reversalOf(event *stripe.Event) (ledger.Reversal, error) {
 	case dp.Charge != nil && dp.Charge.PaymentIntent != nil: // the charge expanded
 		r.PaymentID = dp.Charge.PaymentIntent.ID
 	}
-	return r, nil
+	return r, "", nil
 }
 
 // reverse takes back the credits of a refunded or disputed payment (see

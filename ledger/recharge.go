@@ -447,17 +447,20 @@ UPDATE recharge_attempts SET status = $3, payment_intent_id = nullif($4, ''), er
        decline_code = nullif($6, ''), error_message = nullif($7, ''), finished_at = $8
 WHERE org_id = $1 AND attempt_id = $2 AND status = 'pending'`
 
+const succeedFailedAttemptSQL = `
+UPDATE recharge_attempts SET status = 'succeeded', payment_intent_id = $3
+WHERE org_id = $1 AND attempt_id = $2 AND status = 'failed'`
+
 // CompleteRecharge credits a successful charge: a never-expiring recharge
 // lot keyed by the PaymentIntent, so no other path (webhook,
 // reconciliation) can ever credit it again, and the attempt marked
-// succeeded. Completing it again returns the first grant.
+// succeeded, also one recorded as failed before: a charge Stripe made is
+// credited whatever was recorded. Completing it again returns the first
+// grant.
 func (l *Ledger) CompleteRecharge(ctx context.Context, tx pgx.Tx, orgID, attemptID, paymentIntentID string) (GrantResult, error) {
 	a, err := l.GetRechargeAttempt(ctx, tx, orgID, attemptID)
 	if err != nil {
 		return GrantResult{}, err
-	}
-	if a.Status == RechargeFailed {
-		return GrantResult{}, fmt.Errorf("%w: recharge attempt %s failed before", ErrConflict, attemptID)
 	}
 	if a.Status == RechargeSucceeded && a.PaymentIntentID != paymentIntentID {
 		return GrantResult{}, fmt.Errorf("%w: recharge attempt %s succeeded with %s, not %s", ErrConflict, attemptID, a.PaymentIntentID, paymentIntentID)
@@ -472,6 +475,15 @@ func (l *Ledger) CompleteRecharge(ctx context.Context, tx pgx.Tx, orgID, attempt
 	}
 	if _, err := tx.Exec(ctx, finishAttemptSQL, orgID, attemptID, RechargeSucceeded, paymentIntentID, "", "", "", l.now()); err != nil {
 		return GrantResult{}, mapError(fmt.Errorf("complete recharge %s: %w", attemptID, err))
+	}
+	if a.Status == RechargeFailed {
+		// Recorded as failed (an answer taken for a refusal, say), yet Stripe
+		// charged it: the money was taken, so the credits are added. The
+		// failure's codes stay on the attempt and the pause stays until an
+		// admin acts.
+		if _, err := tx.Exec(ctx, succeedFailedAttemptSQL, orgID, attemptID, paymentIntentID); err != nil {
+			return GrantResult{}, mapError(fmt.Errorf("complete recharge %s: %w", attemptID, err))
+		}
 	}
 	return res, setRechargeGate(ctx, tx, orgID)
 }

@@ -59,6 +59,11 @@ func (s *Stripe) ChargeOffSession(ctx context.Context, c jobs.Charge) (string, e
 	if err != nil {
 		return "", classify(err)
 	}
+	if pi.Status == stripe.PaymentIntentStatusProcessing {
+		// Not an answer yet (a bank debit, say): retried under the same key,
+		// and the webhook or reconciliation credits it when it succeeds.
+		return "", fmt.Errorf("stripe: payment %s is still processing", pi.ID)
+	}
 	if pi.Status != stripe.PaymentIntentStatusSucceeded {
 		return "", &jobs.ChargeDeclined{Code: "authentication_required", Message: fmt.Sprintf("payment %s is %s", pi.ID, pi.Status)}
 	}
@@ -67,8 +72,8 @@ func (s *Stripe) ChargeOffSession(ctx context.Context, c jobs.Charge) (string, e
 
 // classify turns Stripe's refusals that retrying cannot change (the card's
 // answer, a missing or detached payment method, a bad request) into
-// *jobs.ChargeDeclined; everything else (network, 429, 5xx) stays an
-// ordinary, retried error.
+// *jobs.ChargeDeclined; everything else (network, 409 while the first
+// request under the key runs, 429, 5xx) stays an ordinary, retried error.
 func classify(err error) error {
 	var se *stripe.Error
 	if !errors.As(err, &se) {
@@ -76,7 +81,8 @@ func classify(err error) error {
 	}
 	switch {
 	case se.Type == stripe.ErrorTypeCard, se.HTTPStatusCode == http.StatusPaymentRequired:
-	case se.HTTPStatusCode == http.StatusTooManyRequests, se.HTTPStatusCode >= 500, se.HTTPStatusCode == 0:
+	case se.HTTPStatusCode == http.StatusTooManyRequests, se.HTTPStatusCode >= 500, se.HTTPStatusCode == 0,
+		se.HTTPStatusCode == http.StatusConflict: // idempotency_key_in_use: the first request under the key is still running
 		return fmt.Errorf("stripe: %w", err)
 	case se.Type == stripe.ErrorTypeIdempotency:
 		// The key was used with other parameters: a bug, not a card's

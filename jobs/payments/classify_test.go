@@ -19,7 +19,7 @@ import (
 // succeed. It must not be classified as a card's final answer
 // (*jobs.ChargeDeclined), which fails the attempt, pauses auto-recharge and
 // makes the ledger refuse the first request's success.
-func TestReview_IdempotencyKeyInUseIsRetried(t *testing.T) {
+func TestPaymentRegression_IdempotencyKeyInUseIsRetried(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -45,7 +45,7 @@ func TestReview_IdempotencyKeyInUseIsRetried(t *testing.T) {
 // auto-recharge with an "authentication_required" alert, and makes the
 // ledger refuse the payment_intent.succeeded that follows (money taken,
 // no credits).
-func TestReview_ProcessingIsNotADecline(t *testing.T) {
+func TestPaymentRegression_ProcessingIsNotADecline(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

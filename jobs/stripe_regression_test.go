@@ -13,12 +13,13 @@ import (
 	"github.com/creditd/creditd/ledger/credits"
 )
 
-// Review of issue 6: failing tests that show defects in the payment paths.
+// Regressions found by a review of the payment paths (issue 6); each failed
+// before its fix.
 
 // A PaymentIntent a Stripe invoice created (invoice set: an auto-pay
 // invoice, a subscription's invoice) pays that invoice; it is not a
 // one-time purchase of credits and must not be credited as one.
-func TestReview_InvoicePaymentIntentIsNotCreditedAsPurchase(t *testing.T) {
+func TestPaymentRegression_InvoicePaymentIntentIsNotCreditedAsPurchase(t *testing.T) {
 	t.Parallel()
 	f := newEventsFixture(t, "acme")
 	f.tx(func(tx pgx.Tx) error {
@@ -37,7 +38,7 @@ func TestReview_InvoicePaymentIntentIsNotCreditedAsPurchase(t *testing.T) {
 // (no such attempt, or one that failed before) is a refusal: it must be
 // recorded on the event like a refused purchase, not retried as if the
 // database were down.
-func TestReview_RefusedRechargeEventIsRecordedNotRetried(t *testing.T) {
+func TestPaymentRegression_RefusedRechargeEventIsRecordedNotRetried(t *testing.T) {
 	t.Parallel()
 	f := newEventsFixture(t, "acme")
 	ev := event("evt_rch1", "payment_intent.succeeded",
@@ -57,7 +58,7 @@ func TestReview_RefusedRechargeEventIsRecordedNotRetried(t *testing.T) {
 
 // A stored event without a data object (malformed) must be archived or
 // recorded, not panic in the worker.
-func TestReview_EventWithoutDataDoesNotPanic(t *testing.T) {
+func TestPaymentRegression_EventWithoutDataDoesNotPanic(t *testing.T) {
 	t.Parallel()
 	f := newEventsFixture(t, "acme")
 	for _, typ := range []string{"payment_intent.succeeded", "charge.refunded", "checkout.session.completed", "payment_method.detached"} {
@@ -83,7 +84,7 @@ func TestReview_EventWithoutDataDoesNotPanic(t *testing.T) {
 
 // Reconciliation must not credit the PaymentIntent of a paid Stripe invoice
 // (an auto-pay invoice of the org's customer) as a one-time purchase.
-func TestReview_ReconcileDoesNotCreditInvoicePayments(t *testing.T) {
+func TestPaymentRegression_ReconcileDoesNotCreditInvoicePayments(t *testing.T) {
 	t.Parallel()
 	r := newReconcileRig(t)
 	inv, err := r.api.Invoices.New(&stripe.InvoiceParams{Customer: stripe.String(r.cus),
@@ -111,7 +112,7 @@ func TestReview_ReconcileDoesNotCreditInvoicePayments(t *testing.T) {
 // pre-dispute, no funds withdrawn, still refundable) arrives as
 // charge.dispute.created too. No money went back to the payer, so no
 // credits may be taken back and auto-recharge not paused for it.
-func TestReview_DisputeInquiryTakesNothingBack(t *testing.T) {
+func TestPaymentRegression_DisputeInquiryTakesNothingBack(t *testing.T) {
 	t.Parallel()
 	f := newEventsFixture(t, "acme")
 	f.deliver(event("evt_pq1", "payment_intent.succeeded", paymentIntent("pi_q1", 20_00, map[string]string{"org_id": "acme"})))
@@ -120,6 +121,13 @@ func TestReview_DisputeInquiryTakesNothingBack(t *testing.T) {
 	inquiry["is_charge_refundable"] = true
 	f.deliver(event("evt_dq1", "charge.dispute.created", inquiry))
 	f.wantAvailable("acme", "20")
+	// It escalates: the funds are withdrawn, and the credits taken back once,
+	// also when the dispute's created event comes again.
+	escalated := dispute("dp_q1", "ch_q1", "pi_q1", 20_00)
+	escalated["status"] = "needs_response"
+	f.deliver(event("evt_dq2", "charge.dispute.funds_withdrawn", escalated))
+	f.deliver(event("evt_dq3", "charge.dispute.created", escalated))
+	f.wantAvailable("acme", "0")
 	f.verify()
 }
 
@@ -128,7 +136,7 @@ func TestReview_DisputeInquiryTakesNothingBack(t *testing.T) {
 // being recorded as a decline: the attempt is failed, and when the first
 // request's charge succeeds, neither the webhook nor reconciliation credit
 // it. The card was charged once and nothing was credited.
-func TestReview_ChargeThatSucceedsAfterAFailedAttemptIsCredited(t *testing.T) {
+func TestPaymentRegression_ChargeThatSucceedsAfterAFailedAttemptIsCredited(t *testing.T) {
 	t.Parallel()
 	r := newReconcileRig(t)
 	r.spend("u1", "150") // 200 -> 50: at or below the threshold, an attempt opens
