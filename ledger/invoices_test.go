@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +229,31 @@ func TestInvoices_Quarter(t *testing.T) {
 		}
 		if ready != 3 {
 			t.Errorf("invoice_ready notifications = %d, want 3", ready)
+		}
+	})
+	// A usage report over an invoice's month says what its usage lines say:
+	// both place an event by the instant it was applied.
+	t.Run("reports reconcile with invoices", func(t *testing.T) {
+		for _, o := range orgs {
+			for m := range 3 {
+				inv := f.invoice(o.id, t0.AddDate(0, m, 0).Format("2006-01"))
+				for by, lines := range map[ledger.ReportBy][]ledger.UsageLine{ledger.ReportByFeature: inv.UsageByFeature,
+					ledger.ReportByTeam: inv.UsageByTeam} {
+					rep, err := f.l.Report(f.ctx, f.pool, ledger.ReportRequest{OrgID: o.id, By: by,
+						From: inv.PeriodStart.Format(time.RFC3339Nano), To: inv.PeriodEnd.Format(time.RFC3339Nano)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var got []ledger.UsageLine
+					for _, g := range rep.Groups {
+						got = append(got, ledger.UsageLine{Key: g.Key, Events: g.Applied, Credits: g.Credits, Rejected: g.Rejected})
+					}
+					wantLines(t, fmt.Sprintf("%s %s report by %s", o.id, inv.Period, by), got, lines)
+					if rep.Totals.Runs != inv.Runs.Runs || rep.Totals.OverageRuns != inv.Runs.Overage || rep.Totals.Credits != inv.Used {
+						t.Errorf("%s %s report totals %+v; invoice runs %+v, used %s", o.id, inv.Period, rep.Totals, inv.Runs, inv.Used)
+					}
+				}
+			}
 		}
 	})
 	f.verify()

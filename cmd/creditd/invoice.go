@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditd/creditd/jobs/render"
 	"github.com/creditd/creditd/ledger"
 	"github.com/creditd/creditd/ledger/credits"
 )
@@ -23,9 +25,14 @@ func runInvoice(a *app, c *command, args []string) error {
 	fs := newFlagSet(c)
 	period := fs.String("period", "", "the month, YYYY-MM, in the org's time zone (required)")
 	asJSON := jsonFlag(fs)
+	asCSV := fs.Bool("csv", false, "print CSV, one row per line: "+strings.Join(render.InvoiceHeader, ","))
+	asHTML := fs.Bool("html", false, "print the invoice as a printable HTML page")
 	pos, err := a.parse(c, fs, args, "org")
 	if err != nil {
 		return err
+	}
+	if n := countTrue(*asJSON, *asCSV, *asHTML); n > 1 {
+		return usageErrorf(c, "give one of --json, --csv and --html")
 	}
 	if !isSet(fs, "period") {
 		return invalid("period", "required (a month like 2026-11)")
@@ -45,11 +52,26 @@ func runInvoice(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	switch {
+	case *asJSON:
 		return a.printJSON(inv)
+	case *asCSV:
+		return render.InvoiceCSV(a.stdout, inv)
+	case *asHTML:
+		return render.InvoiceHTML(a.stdout, inv)
 	}
 	a.printInvoice(inv)
 	return nil
+}
+
+func countTrue(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // runInvoices lists an org's invoices, newest first.

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/csv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/jobs/render"
 )
 
 // redisDBInvoices is the Redis database of the invoices case (the only one
@@ -76,6 +79,33 @@ func testInvoices(t *testing.T, c *cli) {
 	if out := c.ok("invoice", "acme", "--period", period); !strings.Contains(out, "acme "+period+" (open)") ||
 		!strings.Contains(out, "due") || !strings.Contains(out, "10.00 USD") {
 		t.Errorf("text = %q", out)
+	}
+	// The same stored invoice as CSV (parsed back) and as the HTML page.
+	rows, err := csv.NewReader(strings.NewReader(c.ok("invoice", "acme", "--period", period, "--csv"))).ReadAll()
+	if err != nil {
+		t.Fatalf("invoice --csv: %v", err)
+	}
+	if len(rows) < 3 || strings.Join(rows[0], ",") != strings.Join(render.InvoiceHeader, ",") {
+		t.Fatalf("invoice --csv rows = %q", rows)
+	}
+	var subscription []string
+	for _, row := range rows[1:] {
+		if row[0] != "acme" || row[1] != period || row[2] != "USD" {
+			t.Fatalf("csv row %q does not name the invoice", row)
+		}
+		if row[3] == render.SectionSubscription {
+			subscription = row
+		}
+	}
+	if subscription == nil || subscription[4] != "standard" || subscription[9] != "10.00" {
+		t.Fatalf("csv subscription row %q, want standard for 10.00 (rows %q)", subscription, rows)
+	}
+	if page := c.ok("invoice", "acme", "--period", period, "--html"); !strings.HasPrefix(page, "<!DOCTYPE html>") ||
+		!strings.Contains(page, period) || !strings.Contains(page, "10.00 USD") {
+		t.Errorf("invoice --html = %.300q...", page)
+	}
+	if r := c.run("invoice", "acme", "--period", period, "--csv", "--html"); r.code != 2 {
+		t.Errorf("--csv --html: exit %d, want 2", r.code)
 	}
 	var list struct {
 		Org      string    `json:"org"`

@@ -75,7 +75,7 @@ func commands() []*command {
 			"Change an org's plan, per-org terms or billing anchor from its next cycle on; the current cycle keeps its terms.\n" +
 				"--auto-pay and --price change how its invoices are billed, from the next invoice on.", runOrgSet},
 		{"org show", "ORG [--json]", "Print an org's settings and current balance.", runOrgShow},
-		{"invoice", "ORG --period YYYY-MM [--json]",
+		{"invoice", "ORG --period YYYY-MM [--json|--csv|--html]",
 			"Print the org's invoice of a month (in its time zone); a month that has ended and has no invoice yet is invoiced first.", runInvoice},
 		{"invoices", "ORG [--json]", "List the org's invoices, newest first.", runInvoices},
 		{"org emails", "ORG [--email ADDR]...", "Set the addresses the org's alerts are emailed to, at once; none clears the list.", runOrgEmails},

@@ -1,12 +1,16 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditd/creditd/jobs/render"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -46,6 +50,10 @@ func testInvoices(t *testing.T, e *env) {
 		{"month not invoiced", base + "/" + now.Format("2006-01"), bearer(member), http.StatusNotFound, ""},
 		{"bad period", base + "/2026-13", bearer(member), http.StatusBadRequest, "period"},
 		{"unknown query", base + "?at=now", bearer(member), http.StatusBadRequest, "at"},
+		{"csv", base + "/" + period + "?format=csv", bearer(member), http.StatusOK, ""},
+		{"html", base + "/" + period + "?format=html", bearer(member), http.StatusOK, ""},
+		{"bad format", base + "/" + period + "?format=pdf", bearer(member), http.StatusBadRequest, "format"},
+		{"csv of another org", base + "/" + period + "?format=csv", bearer(stranger), http.StatusForbidden, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := e.do("GET", tc.path, "", tc.a)
@@ -58,6 +66,20 @@ func testInvoices(t *testing.T, e *env) {
 	e.do("GET", base+"/"+period, "", bearer(member)).decode(t, &one)
 	if one.OrgID != org || one.Period != period || one.Totals.Due != 1000 || !one.CreatedAt.Equal(made.CreatedAt) {
 		t.Fatalf("invoice %+v, want the one made (%+v)", one, made)
+	}
+	// Rendered: the CSV parses back to the invoice's rows; the page is HTML
+	// that may load and run nothing.
+	got := e.do("GET", base+"/"+period+"?format=csv", "", bearer(member))
+	rows, err := csv.NewReader(bytes.NewReader(got.body)).ReadAll()
+	if err != nil || got.header.Get("Content-Type") != "text/csv; charset=utf-8" || len(rows) < 3 ||
+		strings.Join(rows[0], ",") != strings.Join(render.InvoiceHeader, ",") || rows[1][0] != org || rows[1][1] != period {
+		t.Fatalf("csv = %s %q (%v), rows %q", got.header.Get("Content-Type"), got.body, err, rows)
+	}
+	got = e.do("GET", base+"/"+period+"?format=html", "", bearer(member))
+	if got.header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		!strings.Contains(got.header.Get("Content-Security-Policy"), "default-src 'none'") ||
+		!bytes.HasPrefix(got.body, []byte("<!DOCTYPE html>")) || !bytes.Contains(got.body, []byte("10.00 USD")) {
+		t.Fatalf("html = %v %.300q", got.header, got.body)
 	}
 	var list struct {
 		Org      string           `json:"org"`
