@@ -163,8 +163,11 @@ func (l *Ledger) advanceCycles(ctx context.Context, tx pgx.Tx, orgIDs []string, 
 	reports := make([]CycleReport, len(ids))
 	for i, id := range ids {
 		reports[i] = l.advance(states[id], now)
-		// Every sweep is also the alerts' safety net and the runway check.
+		// Every sweep is also the alerts' safety net and the runway check,
+		// and looks at the recharge gate (an org left low while its
+		// cycle's cap was spent is charged once the next cycle begins).
 		states[id].alertsForce = true
+		states[id].rechargeCheck = true
 	}
 	if err := l.writeCycles(ctx, tx, states, ids); err != nil {
 		return nil, err

@@ -181,7 +181,7 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 			hCaptured, hFeat, hTeam, hUs = append(hCaptured, h.captured), append(hFeat, h.feature), append(hTeam, h.team), append(hUs, h.user)
 			hCreated, hExpires, hClosed = append(hCreated, h.createdAt), append(hExpires, h.expiresAt), append(hClosed, h.closedAt)
 		}
-		if len(s.entries) > 0 || s.cyclesDirty || s.alertsDirty {
+		if len(s.entries) > 0 || s.cyclesDirty || s.alertsDirty || len(s.recharges) > 0 {
 			last := s.lastAt
 			if len(s.entries) > 0 {
 				last = s.entries[len(s.entries)-1].at

@@ -82,7 +82,32 @@ func (l *Ledger) SetPaymentMethod(ctx context.Context, tx pgx.Tx, p PaymentMetho
 	if _, err := tx.Exec(ctx, unpauseRechargeSQL, p.OrgID, p.UpdatedAt); err != nil {
 		return PaymentMethod{}, mapError(fmt.Errorf("save payment method: %w", err))
 	}
-	return p, setRechargeGate(ctx, tx, p.OrgID)
+	if err := setRechargeGate(ctx, tx, p.OrgID); err != nil {
+		return PaymentMethod{}, err
+	}
+	return p, l.rechargeIfLow(ctx, tx, p.OrgID)
+}
+
+const selectGateSQL = `SELECT recharge_at, available FROM balances WHERE org_id = $1`
+
+// rechargeIfLow opens a recharge attempt at once when auto-recharge is armed
+// (just now: turned on, a card saved) while the balance is already at or
+// below its threshold, rather than waiting for the next spend.
+func (l *Ledger) rechargeIfLow(ctx context.Context, tx pgx.Tx, orgID string) error {
+	var gate *int64
+	var available int64
+	if err := tx.QueryRow(ctx, selectGateSQL, orgID).Scan(&gate, &available); err != nil {
+		return mapError(fmt.Errorf("recharge gate of org %s: %w", orgID, err))
+	}
+	if gate == nil || available > *gate {
+		return nil
+	}
+	states, err := l.load(ctx, tx, []string{orgID}, loadNeeds{})
+	if err != nil {
+		return err
+	}
+	states[orgID].rechargeCheck = true
+	return l.persist(ctx, tx, states)
 }
 
 const selectPaymentMethodSQL = `
@@ -200,6 +225,9 @@ func (l *Ledger) SetRecharge(ctx context.Context, tx pgx.Tx, r RechargeSettings)
 	if err := setRechargeGate(ctx, tx, r.OrgID); err != nil {
 		return RechargeSettings{}, err
 	}
+	if err := l.rechargeIfLow(ctx, tx, r.OrgID); err != nil {
+		return RechargeSettings{}, err
+	}
 	return l.Recharge(ctx, tx, r.OrgID)
 }
 
@@ -279,7 +307,7 @@ func (l *Ledger) triggerRecharges(ctx context.Context, tx pgx.Tx, states map[str
 	var since []time.Time
 	for _, id := range orgIDs {
 		s := states[id]
-		if s.rechargeAt != nil && len(s.entries) > 0 && s.available <= *s.rechargeAt {
+		if s.rechargeAt != nil && (len(s.entries) > 0 || s.rechargeCheck) && s.available <= *s.rechargeAt {
 			need, since = append(need, id), append(since, s.cycle.Start)
 		}
 	}

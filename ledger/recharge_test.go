@@ -249,3 +249,64 @@ func TestRecharge_DatabaseAllowsOnePendingAttempt(t *testing.T) {
 		t.Fatalf("a second pending attempt: %v, want the one-in-flight index to refuse it", err)
 	}
 }
+
+// TestRecharge_ArmedWhileLow: auto-recharge armed while the balance is
+// already at or below its threshold charges at once, not at the next spend;
+// an org the cycle's cap left low is charged by the first sweep of the next
+// cycle, without waiting for a write.
+func TestRecharge_ArmedWhileLow(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	t.Run("turned on below the threshold", func(t *testing.T) {
+		org := f.standardOrg("low", "admin@low.test")
+		f.use(org, "e1", "950") // 50, nothing armed
+		f.saveCard(org, "pm_card1")
+		if n := len(f.attempts(org)); n != 0 {
+			t.Fatalf("%d attempts from saving a card with auto-recharge off", n)
+		}
+		if _, err := f.setRecharge(ledger.RechargeSettings{OrgID: org, Enabled: true, Threshold: cr("100"), Amount: crp("500")}); err != nil {
+			t.Fatal(err)
+		}
+		as := f.attempts(org)
+		if len(as) != 1 || as[0].Status != ledger.RechargePending || as[0].Credits != cr("500") {
+			t.Fatalf("attempts %+v, want one pending of 500 credits opened by turning it on", as)
+		}
+		if _, err := f.setRecharge(ledger.RechargeSettings{OrgID: org, Enabled: true, Threshold: cr("100"), Amount: crp("500")}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.attempts(org)); n != 1 {
+			t.Fatalf("%d attempts after setting it again, want still the one pending", n)
+		}
+	})
+	t.Run("cap spent, next cycle", func(t *testing.T) {
+		org := "capped"
+		f.newOrg(ledger.NewOrg{ID: org, Plan: "enterprise", Anchor: &t0})
+		f.advance(t0.Add(time.Hour), org)
+		f.grant(org, "1000", ledger.SourcePromo, "welcome", nil)
+		f.saveCard(org, "pm_card1")
+		capUSD := credits.Money{Minor: 500_00, Currency: "USD"}
+		if _, err := f.setRecharge(ledger.RechargeSettings{OrgID: org, Enabled: true, Threshold: cr("100"), Amount: crp("500"),
+			MonthlyCap: &capUSD}); err != nil {
+			t.Fatal(err)
+		}
+		f.use(org, "e1", "950") // 50: the first charge
+		as := f.attempts(org)
+		if len(as) != 1 {
+			t.Fatalf("attempts %+v", as)
+		}
+		f.tx(func(tx pgx.Tx) error { _, err := f.l.CompleteRecharge(f.ctx, tx, org, as[0].ID, "pi_capped1"); return err })
+		f.use(org, "e2", "500") // 50 again: the cap is spent this cycle
+		f.clock.Set(t0.Add(2 * time.Hour))
+		f.advance(t0.Add(2*time.Hour), org)
+		if n := len(f.attempts(org)); n != 1 {
+			t.Fatalf("%d attempts within the capped cycle, want 1", n)
+		}
+		f.clock.Set(t0.AddDate(0, 1, 0).Add(time.Hour))
+		f.advance(t0.AddDate(0, 1, 0).Add(time.Hour), org) // the next cycle: no write, the sweep charges
+		as = f.attempts(org)
+		if len(as) != 2 || as[0].Status != ledger.RechargePending {
+			t.Fatalf("attempts %+v, want a new pending one in the next cycle", as)
+		}
+	})
+	f.verify()
+}

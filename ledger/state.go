@@ -62,9 +62,12 @@ type orgState struct {
 	outbox                   []outboxRow
 
 	// rechargeAt is the recharge gate read with the lock (balances.recharge_at);
-	// recharges are the attempts this transaction opened.
-	rechargeAt *int64
-	recharges  []rechargeRow
+	// recharges are the attempts this transaction opened. rechargeCheck
+	// looks at the gate without a write: the settings or the card changed,
+	// or a sweep passes (the cap of the cycle before is spent no more).
+	rechargeAt    *int64
+	recharges     []rechargeRow
+	rechargeCheck bool
 }
 
 type lotState struct {
