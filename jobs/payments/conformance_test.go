@@ -148,7 +148,6 @@ func TestStripeMock_AcceptsOurRequests(t *testing.T) {
 		{http.MethodGet, "/v1/payment_intents/pi_123", http.StatusOK},
 	}
 	rec.mu.Lock()
-	defer rec.mu.Unlock()
 	if len(rec.log) != len(want) {
 		t.Fatalf("exchanges %+v, want %+v", rec.log, want)
 	}
@@ -157,4 +156,34 @@ func TestStripeMock_AcceptsOurRequests(t *testing.T) {
 			t.Errorf("exchange %d = %+v, want %+v", i, rec.log[i], w)
 		}
 	}
+	rec.log = nil
+	rec.mu.Unlock()
+
+	// The auto-pay invoice: create (and its line, where stripe-mock's draft
+	// has none), then read, finalize and pay. Which of these follow depends
+	// on the fixture's status, so each must be accepted and the create and
+	// the read must be among them.
+	in := jobs.StripeInvoice{IdempotencyKey: "invoice:acme:2026-11", Customer: "cus_123", PaymentMethod: "pm_123",
+		AmountMinor: 45_00, Currency: "USD", Description: "creditd professional plan, 2026-11",
+		Metadata: map[string]string{"org_id": "acme", "period": "2026-11"}}
+	id, err := s.CreateInvoice(ctx, in)
+	if err != nil {
+		t.Fatalf("create invoice: %v", err)
+	}
+	if err := s.PayInvoice(ctx, id, in); err != nil && !errors.As(err, &declined) {
+		t.Fatalf("pay invoice %s: %v", id, err) // a declined stateless payment is fine; a refused request is not
+	}
+	rec.mu.Lock()
+	t.Logf("invoice exchanges: %+v", rec.log)
+	seen := map[string]bool{}
+	for _, x := range rec.log {
+		if x.status != http.StatusOK {
+			t.Errorf("stripe-mock refused %s %s: %d", x.method, x.path, x.status)
+		}
+		seen[x.method+" "+x.path] = true
+	}
+	if !seen["POST /v1/invoices"] || !seen["GET /v1/invoices/"+id] {
+		t.Errorf("invoice exchanges %+v, want the create and the read of %s", rec.log, id)
+	}
+	rec.mu.Unlock()
 }
