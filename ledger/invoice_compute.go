@@ -66,24 +66,27 @@ CROSS JOIN LATERAL (
     OFFSET 0
 ) s`
 
-// The usage events recorded in the period, by feature and by team (the same
-// instants as their entries): applied events, their credits and runs, and
-// rejected events.
+// The usage events recorded in the period (the same instants as their
+// entries), by feature and team, each org's aggregated on its own (a few
+// groups per org, where one grouping of the whole page's events cost twice
+// as much): applied events, their credits and runs, and rejected events.
+// computeInvoices adds the groups up into lines by feature and by team.
 const invoiceUsageSQL = `
-SELECT k.org_id, grouping(u.team) = 0, coalesce(CASE WHEN grouping(u.team) = 0 THEN u.team ELSE u.feature END, ''),
-       count(*) FILTER (WHERE u.status = 'applied'),
-       coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied'), 0),
-       count(*) FILTER (WHERE u.status = 'rejected'),
-       coalesce(sum(u.runs) FILTER (WHERE u.status = 'applied'), 0),
-       coalesce(sum(u.overage_runs) FILTER (WHERE u.status = 'applied'), 0),
-       coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied' AND u.runs > 0), 0)
+SELECT k.org_id, coalesce(u.feature, ''), coalesce(u.team, ''), u.applied, u.credits, u.rejected, u.runs, u.overage_runs,
+       u.overage_credits
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
 JOIN LATERAL (
-    SELECT u.status, u.feature, u.team, u.amount, u.runs, u.overage_runs FROM usage_events u
+    SELECT u.feature, u.team,
+           count(*) FILTER (WHERE u.status = 'applied') AS applied,
+           coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied'), 0) AS credits,
+           count(*) FILTER (WHERE u.status = 'rejected') AS rejected,
+           coalesce(sum(u.runs) FILTER (WHERE u.status = 'applied'), 0) AS runs,
+           coalesce(sum(u.overage_runs) FILTER (WHERE u.status = 'applied'), 0) AS overage_runs,
+           coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied' AND u.runs > 0), 0) AS overage_credits
+    FROM usage_events u
     WHERE u.org_id = k.org_id AND u.recorded_at >= k.start_at AND u.recorded_at < k.end_at
-    OFFSET 0
-) u ON true
-GROUP BY GROUPING SETS ((k.org_id, u.feature), (k.org_id, u.team))`
+    GROUP BY u.feature, u.team
+) u ON true`
 
 const invoicePaymentsSQL = `
 SELECT k.org_id, x.payment_id, x.kind, x.credits, x.amount_minor, x.currency, x.paid_at
@@ -156,21 +159,17 @@ func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceD
 	}
 	rows, _ = br.Query()
 	for rows.Next() {
-		var id string
-		var team bool
+		var id, feature, team string
 		var line UsageLine
 		var runs, overage, overageCredits int64
-		if err := rows.Scan(&id, &team, &line.Key, &line.Events, &line.Credits, &line.Rejected, &runs, &overage,
+		if err := rows.Scan(&id, &feature, &team, &line.Events, &line.Credits, &line.Rejected, &runs, &overage,
 			&overageCredits); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("invoices: %w", err)
 		}
 		inv := invs[id]
-		if team {
-			inv.UsageByTeam = append(inv.UsageByTeam, line)
-			continue
-		}
-		inv.UsageByFeature = append(inv.UsageByFeature, line)
+		inv.UsageByFeature = addUsage(inv.UsageByFeature, feature, line)
+		inv.UsageByTeam = addUsage(inv.UsageByTeam, team, line)
 		inv.Runs.Runs += runs
 		inv.Runs.Overage += overage
 		inv.Runs.OverageCredits += credits.Credits(overageCredits)
@@ -281,6 +280,21 @@ func (l *Ledger) finishInvoice(inv *Invoice, d invoiceDue, s *invoiceSums, now t
 	sortLines(inv.UsageByFeature)
 	sortLines(inv.UsageByTeam)
 	return nil
+}
+
+// addUsage adds a group of usage events to the line of key, a new one if
+// there is none yet (an org has a few lines: a linear search).
+func addUsage(lines []UsageLine, key string, g UsageLine) []UsageLine {
+	for i := range lines {
+		if lines[i].Key == key {
+			lines[i].Events += g.Events
+			lines[i].Credits += g.Credits
+			lines[i].Rejected += g.Rejected
+			return lines
+		}
+	}
+	g.Key = key
+	return append(lines, g)
 }
 
 func sortLines(lines []UsageLine) {
