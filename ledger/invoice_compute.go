@@ -19,61 +19,74 @@ type invoiceRow struct {
 	dueAt   time.Time // orgs.next_invoice_at as read: moved on only from there
 }
 
-// The four statements of a page of invoices, each one pass over the page's
+// The three statements of a page of invoices, each one pass over the page's
 // orgs: k(org_id, start_at, end_at) with the previous month's invoice p (its
 // closing balance and last entry), if there is one. Every per-org read is a
 // LATERAL subquery with OFFSET 0 (one index probe per org; see loadNeeds).
 
-// The last entry of the org dated before the period's end, after the
-// previous invoice's last one.
-const invoiceHeadSQL = `
+// The previous invoice of the org, the last entry dated before the period's
+// end after that invoice's last one, and one pass over the entries in
+// between: a single-row aggregate per org whose FILTER clauses sort each
+// entry into the invoice's columns. What moved lots and debt (amount +
+// held_delta) counts by sign: every credit added is granted, whatever its
+// kind; a credit removed is expired (expiry), used (usage and captures) or
+// taken (refunds, disputes, negative adjustments and any other kind). Holds
+// count apart (held), as they move credits between available and held only.
+// Before the period only the effect on the balance (amount) and on debt
+// counts.
+const invoiceEntriesSQL = `
 SELECT k.org_id, p.org_id IS NOT NULL, coalesce(p.closing_balance, 0), coalesce(p.closing_debt, 0),
-       coalesce(p.through_entry_id, 0), coalesce(x.entry_id, 0), x.balance_after
+       coalesce(p.through_entry_id, 0), coalesce(x.entry_id, 0), x.balance_after,
+       s.before, s.before_debt, s.granted, s.used, s.expired, s.taken, s.held, s.debt
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
-LEFT JOIN invoices p ON p.org_id = k.org_id AND p.period_end = k.start_at
+LEFT JOIN LATERAL (
+    SELECT p.org_id, p.closing_balance, p.closing_debt, p.through_entry_id FROM invoices p
+    WHERE p.org_id = k.org_id AND p.period_end = k.start_at
+    OFFSET 0
+) p ON true
 LEFT JOIN LATERAL (
     SELECT e.entry_id, e.balance_after FROM entries e
     WHERE e.org_id = k.org_id AND e.entry_id > coalesce(p.through_entry_id, 0) AND e.at < k.end_at
     ORDER BY e.entry_id DESC LIMIT 1
-) x ON true`
-
-// The entries after the previous invoice's and before the period's end, by
-// kind and by whether they fall in the period: the part of each that moved
-// lots and debt (amount + held_delta) split by sign, and the held and debt
-// changes.
-const invoiceEntriesSQL = `
-SELECT k.org_id, x.inside, x.kind, x.plus, x.minus, x.held, x.debt
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
-LEFT JOIN invoices p ON p.org_id = k.org_id AND p.period_end = k.start_at
-JOIN LATERAL (
-    SELECT e.at >= k.start_at AS inside, e.kind,
-           coalesce(sum(e.amount + e.held_delta) FILTER (WHERE e.amount + e.held_delta > 0), 0) AS plus,
-           coalesce(sum(e.amount + e.held_delta) FILTER (WHERE e.amount + e.held_delta < 0), 0) AS minus,
-           sum(e.held_delta) AS held, sum(e.debt_delta) AS debt
+) x ON true
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(e.amount) FILTER (WHERE e.at < k.start_at), 0) AS before,
+           coalesce(sum(e.debt_delta) FILTER (WHERE e.at < k.start_at), 0) AS before_debt,
+           coalesce(sum(e.amount + e.held_delta) FILTER (WHERE e.at >= k.start_at AND e.amount + e.held_delta > 0), 0) AS granted,
+           coalesce(-sum(e.amount + e.held_delta) FILTER (WHERE e.at >= k.start_at AND e.amount + e.held_delta < 0
+                                                          AND e.kind IN ('usage', 'capture')), 0) AS used,
+           coalesce(-sum(e.amount + e.held_delta) FILTER (WHERE e.at >= k.start_at AND e.amount + e.held_delta < 0
+                                                          AND e.kind = 'expiry'), 0) AS expired,
+           coalesce(-sum(e.amount + e.held_delta) FILTER (WHERE e.at >= k.start_at AND e.amount + e.held_delta < 0
+                                                          AND e.kind NOT IN ('usage', 'capture', 'expiry')), 0) AS taken,
+           coalesce(sum(e.held_delta) FILTER (WHERE e.at >= k.start_at), 0) AS held,
+           coalesce(sum(e.debt_delta) FILTER (WHERE e.at >= k.start_at), 0) AS debt
     FROM entries e
     WHERE e.org_id = k.org_id AND e.entry_id > coalesce(p.through_entry_id, 0) AND e.at < k.end_at
-    GROUP BY 1, 2
     OFFSET 0
-) x ON true`
+) s`
 
-// The usage events recorded in the period, by feature and by team (the same
-// instants as their entries): applied events, their credits and runs, and
-// rejected events.
+// The usage events recorded in the period (the same instants as their
+// entries), by feature and team, each org's aggregated on its own (a few
+// groups per org, where one grouping of the whole page's events cost twice
+// as much): applied events, their credits and runs, and rejected events.
+// computeInvoices adds the groups up into lines by feature and by team.
 const invoiceUsageSQL = `
-SELECT k.org_id, grouping(u.team) = 0, coalesce(CASE WHEN grouping(u.team) = 0 THEN u.team ELSE u.feature END, ''),
-       count(*) FILTER (WHERE u.status = 'applied'),
-       coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied'), 0),
-       count(*) FILTER (WHERE u.status = 'rejected'),
-       coalesce(sum(u.runs) FILTER (WHERE u.status = 'applied'), 0),
-       coalesce(sum(u.overage_runs) FILTER (WHERE u.status = 'applied'), 0),
-       coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied' AND u.runs > 0), 0)
+SELECT k.org_id, coalesce(u.feature, ''), coalesce(u.team, ''), u.applied, u.credits, u.rejected, u.runs, u.overage_runs,
+       u.overage_credits
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(org_id, start_at, end_at)
 JOIN LATERAL (
-    SELECT u.status, u.feature, u.team, u.amount, u.runs, u.overage_runs FROM usage_events u
+    SELECT u.feature, u.team,
+           count(*) FILTER (WHERE u.status = 'applied') AS applied,
+           coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied'), 0) AS credits,
+           count(*) FILTER (WHERE u.status = 'rejected') AS rejected,
+           coalesce(sum(u.runs) FILTER (WHERE u.status = 'applied'), 0) AS runs,
+           coalesce(sum(u.overage_runs) FILTER (WHERE u.status = 'applied'), 0) AS overage_runs,
+           coalesce(sum(u.amount) FILTER (WHERE u.status = 'applied' AND u.runs > 0), 0) AS overage_credits
+    FROM usage_events u
     WHERE u.org_id = k.org_id AND u.recorded_at >= k.start_at AND u.recorded_at < k.end_at
-    OFFSET 0
-) u ON true
-GROUP BY GROUPING SETS ((k.org_id, u.feature), (k.org_id, u.team))`
+    GROUP BY u.feature, u.team
+) u ON true`
 
 const invoicePaymentsSQL = `
 SELECT k.org_id, x.payment_id, x.kind, x.credits, x.amount_minor, x.currency, x.paid_at
@@ -97,7 +110,7 @@ type invoiceSums struct {
 }
 
 // computeInvoices computes the invoices of the dues, for all their orgs at
-// once (four statements in one round trip). An org whose invoice cannot be
+// once (three statements in one round trip). An org whose invoice cannot be
 // made (its plan is missing, or its invoice does not reconcile) is in
 // failed with the reason; the others are returned.
 func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceDue) ([]invoiceRow, map[string]string, error) {
@@ -110,37 +123,30 @@ func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceD
 		ids[i], starts[i], ends[i] = d.org.ID, d.start, d.end
 	}
 	b := &pgx.Batch{}
-	b.Queue(invoiceHeadSQL, ids, starts, ends)
+	// The planner's estimates for a page (hundreds of entries per org) pass
+	// jit_above_cost, and compiling a statement cost more than running it
+	// (about 300 ms a page): these reads are index probes, never JIT's case.
+	b.Queue("SET LOCAL jit = off")
 	b.Queue(invoiceEntriesSQL, ids, starts, ends)
 	b.Queue(invoiceUsageSQL, ids, starts, ends)
 	b.Queue(invoicePaymentsSQL, ids, starts, ends)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 
+	if _, err := br.Exec(); err != nil {
+		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
+	}
 	sums := make(map[string]*invoiceSums, len(dues))
 	rows, _ := br.Query()
 	for rows.Next() {
 		var id string
 		s := &invoiceSums{}
-		if err := rows.Scan(&id, &s.hasPrev, &s.prevClosing, &s.prevDebt, &s.prevThrough, &s.lastID, &s.lastBalance); err != nil {
+		if err := rows.Scan(&id, &s.hasPrev, &s.prevClosing, &s.prevDebt, &s.prevThrough, &s.lastID, &s.lastBalance,
+			&s.before, &s.beforeDebt, &s.granted, &s.used, &s.expired, &s.taken, &s.held, &s.debt); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("invoices: %w", err)
 		}
 		sums[id] = s
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
-	}
-	rows, _ = br.Query()
-	for rows.Next() {
-		var id, kind string
-		var inside bool
-		var plus, minus, held, debt int64
-		if err := rows.Scan(&id, &inside, &kind, &plus, &minus, &held, &debt); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("invoices: %w", err)
-		}
-		sums[id].add(inside, kind, plus, minus, held, debt)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
@@ -153,21 +159,17 @@ func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceD
 	}
 	rows, _ = br.Query()
 	for rows.Next() {
-		var id string
-		var team bool
+		var id, feature, team string
 		var line UsageLine
 		var runs, overage, overageCredits int64
-		if err := rows.Scan(&id, &team, &line.Key, &line.Events, &line.Credits, &line.Rejected, &runs, &overage,
+		if err := rows.Scan(&id, &feature, &team, &line.Events, &line.Credits, &line.Rejected, &runs, &overage,
 			&overageCredits); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("invoices: %w", err)
 		}
 		inv := invs[id]
-		if team {
-			inv.UsageByTeam = append(inv.UsageByTeam, line)
-			continue
-		}
-		inv.UsageByFeature = append(inv.UsageByFeature, line)
+		inv.UsageByFeature = addUsage(inv.UsageByFeature, feature, line)
+		inv.UsageByTeam = addUsage(inv.UsageByTeam, team, line)
 		inv.Runs.Runs += runs
 		inv.Runs.Overage += overage
 		inv.Runs.OverageCredits += credits.Credits(overageCredits)
@@ -202,30 +204,6 @@ func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceD
 		out = append(out, invoiceRow{inv: *inv, through: max(s.lastID, s.prevThrough), loc: d.loc, dueAt: d.next})
 	}
 	return out, failed, nil
-}
-
-// add sorts one group of entries into the invoice's columns. What moved lots
-// and debt counts by sign: every credit added is granted, whatever its kind;
-// a credit removed is expired (expiry), used (usage and captures) or taken
-// (refunds, disputes, negative adjustments and any other kind). Holds count
-// apart (held), as they move credits between available and held only.
-func (s *invoiceSums) add(inside bool, kind string, plus, minus, held, debt int64) {
-	if !inside {
-		s.before += plus + minus - held
-		s.beforeDebt += debt
-		return
-	}
-	s.granted += plus
-	switch kind {
-	case "expiry":
-		s.expired -= minus
-	case "usage", "capture":
-		s.used -= minus
-	default:
-		s.taken -= minus
-	}
-	s.held += held
-	s.debt += debt
 }
 
 // finishInvoice fills in the plan, fee, balances and totals, and refuses an
@@ -302,6 +280,21 @@ func (l *Ledger) finishInvoice(inv *Invoice, d invoiceDue, s *invoiceSums, now t
 	sortLines(inv.UsageByFeature)
 	sortLines(inv.UsageByTeam)
 	return nil
+}
+
+// addUsage adds a group of usage events to the line of key, a new one if
+// there is none yet (an org has a few lines: a linear search).
+func addUsage(lines []UsageLine, key string, g UsageLine) []UsageLine {
+	for i := range lines {
+		if lines[i].Key == key {
+			lines[i].Events += g.Events
+			lines[i].Credits += g.Credits
+			lines[i].Rejected += g.Rejected
+			return lines
+		}
+	}
+	g.Key = key
+	return append(lines, g)
 }
 
 func sortLines(lines []UsageLine) {
