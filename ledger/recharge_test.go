@@ -294,7 +294,10 @@ func TestRecharge_ArmedWhileLow(t *testing.T) {
 		if len(as) != 1 {
 			t.Fatalf("attempts %+v", as)
 		}
-		f.tx(func(tx pgx.Tx) error { _, err := f.l.CompleteRecharge(f.ctx, tx, org, as[0].ID, "pi_capped1"); return err })
+		f.tx(func(tx pgx.Tx) error {
+			_, err := f.l.CompleteRecharge(f.ctx, tx, org, as[0].ID, "pi_capped1")
+			return err
+		})
 		f.use(org, "e2", "500") // 50 again: the cap is spent this cycle
 		f.clock.Set(t0.Add(2 * time.Hour))
 		f.advance(t0.Add(2*time.Hour), org)
