@@ -58,6 +58,7 @@ func (a *app) openDaemon(maxConns int32, level slog.Level) (*daemon, error) {
 		return nil, &config.EnvError{Var: config.EnvDatabaseURL, Reason: "not a valid postgres connection string"}
 	}
 	poolCfg.MaxConns = maxConns
+	ledger.ConfigureSessions(poolCfg)
 	pool, err := pgxpool.NewWithConfig(a.ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)

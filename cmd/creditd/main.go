@@ -288,6 +288,7 @@ func (a *app) openPool() error {
 		return &config.EnvError{Var: config.EnvDatabaseURL, Reason: "not a valid postgres connection string"}
 	}
 	cfg.MaxConns = maxConns
+	ledger.ConfigureSessions(cfg)
 	pool, err := pgxpool.NewWithConfig(a.ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
