@@ -292,6 +292,11 @@ func TestStripeEvent_PaymentMethodAttachedAndDetached(t *testing.T) {
 			Threshold: credits.MustParse("10"), Amount: ptr(credits.MustParse("50"))})
 		return err
 	})
+	// The org is at 0, below the threshold: turning it on charged at once.
+	opened, err := f.l.RechargeAttempts(f.ctx, f.pool, "acme", 10)
+	if err != nil || len(opened) != 1 {
+		t.Fatalf("attempts %+v, %v; want the one opened by turning auto-recharge on", opened, err)
+	}
 	// Detached (the object names no customer any more), delivered five
 	// times and with a late attached of the same card between: removed,
 	// auto-recharge paused, never saved again.
@@ -312,8 +317,8 @@ func TestStripeEvent_PaymentMethodAttachedAndDetached(t *testing.T) {
 		_, err := f.l.RecordUsage(f.ctx, tx, []ledger.UsageEvent{{OrgID: "acme", EventID: "u1", Amount: ptr(credits.MustParse("1"))}})
 		return err
 	})
-	if as, err := f.l.RechargeAttempts(f.ctx, f.pool, "acme", 10); err != nil || len(as) != 0 {
-		t.Fatalf("attempts %+v, %v; want none with the card detached", as, err)
+	if as, err := f.l.RechargeAttempts(f.ctx, f.pool, "acme", 10); err != nil || len(as) != 1 || as[0].ID != opened[0].ID {
+		t.Fatalf("attempts %+v, %v; want no new one with the card detached", as, err)
 	}
 	// A detached card no org had, then its late attached: refused.
 	f.deliver(
