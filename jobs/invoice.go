@@ -107,15 +107,8 @@ func (h *InvoiceHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		reports, err = h.Ledger.MakeInvoices(ctx, tx, p.Orgs, p.At)
 		return err
 	})
-	var v *ledger.ValidationError
-	switch {
-	case err == nil:
-	case errors.As(err, &v) && v.Field == "at":
-		return fmt.Errorf("invoice %d orgs: %w", len(p.Orgs), err) // the worker's clock catches up
-	case isPermanent(err):
-		return permanent(payloadError(err))
-	default:
-		return fmt.Errorf("invoice %d orgs: %w", len(p.Orgs), err)
+	if err != nil {
+		return pageError("invoice", len(p.Orgs), err)
 	}
 	res := InvoiceResult{Orgs: len(reports)}
 	for _, r := range reports {

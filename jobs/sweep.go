@@ -280,17 +280,8 @@ func (h *AdvanceHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		reports, err = h.Ledger.AdvanceCycles(ctx, tx, p.Orgs, p.At)
 		return err
 	})
-	var v *ledger.ValidationError
-	switch {
-	case err == nil:
-	case errors.As(err, &v) && v.Field == "at":
-		// The page's instant is ahead of this worker's clock (the scheduler's
-		// clock runs fast): time fixes that, so retry rather than archive.
-		return fmt.Errorf("advance %d orgs: %w", len(p.Orgs), err)
-	case isPermanent(err):
-		return permanent(payloadError(err))
-	default:
-		return fmt.Errorf("advance %d orgs: %w", len(p.Orgs), err)
+	if err != nil {
+		return pageError("advance", len(p.Orgs), err)
 	}
 	res := AdvanceResult{Orgs: len(reports)}
 	for _, r := range reports {
@@ -312,6 +303,18 @@ func (h *AdvanceHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	return writeResult(t, res)
+}
+
+// pageError classifies the failure of a page of orgs (cycle:advance,
+// invoice:make): an instant ahead of this worker's clock (the scheduler's
+// clock runs fast) is retried, as time fixes it; what retrying cannot change
+// is archived; the rest is retried.
+func pageError(what string, orgs int, err error) error {
+	var v *ledger.ValidationError
+	if isPermanent(err) && !(errors.As(err, &v) && v.Field == "at") {
+		return permanent(payloadError(err))
+	}
+	return fmt.Errorf("%s %d orgs: %w", what, orgs, err)
 }
 
 // writeResult stores v as the task's result, for whoever waits on it.

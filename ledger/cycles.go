@@ -111,36 +111,47 @@ func expiryKey(lotID int64) string { return fmt.Sprintf("expiry:%d", lotID) }
 // write), but not more than MaxClockSkew past the ledger's clock: use
 // PreviewCycles to see the future. Reports come in org-id order, one per org.
 func (l *Ledger) AdvanceCycles(ctx context.Context, tx pgx.Tx, orgIDs []string, now time.Time) ([]CycleReport, error) {
-	if clock := l.now(); now.After(clock.Add(MaxClockSkew)) {
-		return nil, invalid("at", "%s is after the ledger's clock (%s): preview the future with PreviewCycles",
-			now.UTC().Format(time.RFC3339), clock.Format(time.RFC3339))
+	if err := l.notAhead(now, "PreviewCycles"); err != nil {
+		return nil, err
 	}
 	return l.advanceCycles(ctx, tx, orgIDs, now)
 }
 
-// PreviewCycles is a dry run of AdvanceCycles: it runs it in a transaction of
-// its own and rolls it back, returning the reports, what each org would be
-// granted, expired and rolled over. It changes nothing (it holds the orgs'
-// locks while it runs, and the lot ids it draws are not reused). now may be
-// any instant, also in the future.
-func (l *Ledger) PreviewCycles(ctx context.Context, db TxBeginner, orgIDs []string, now time.Time) ([]CycleReport, error) {
+// notAhead refuses an instant more than MaxClockSkew past the ledger's
+// clock: work is done as of now or a past instant; preview names the dry
+// run that shows the future.
+func (l *Ledger) notAhead(now time.Time, preview string) error {
+	if clock := l.now(); now.After(clock.Add(MaxClockSkew)) {
+		return invalid("at", "%s is after the ledger's clock (%s): preview the future with %s",
+			now.UTC().Format(time.RFC3339), clock.Format(time.RFC3339), preview)
+	}
+	return nil
+}
+
+// rolledBack runs fn in a transaction of its own and rolls it back, even
+// after ctx is cancelled: a dry run that changes nothing.
+func rolledBack[T any](ctx context.Context, db TxBeginner, fn func(tx pgx.Tx) (T, error)) (T, error) {
+	var zero T
 	tx, err := db.Begin(ctx)
 	if err != nil {
-		return nil, mapError(fmt.Errorf("begin: %w", err))
+		return zero, mapError(fmt.Errorf("begin: %w", err))
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = tx.Rollback(rctx)
 	}()
-	reports, err := l.advanceCycles(ctx, tx, orgIDs, now)
+	out, err := fn(tx)
 	if err != nil {
-		return nil, mapError(err)
+		return zero, mapError(err)
 	}
-	return reports, nil
+	return out, nil
 }
 
-func (l *Ledger) advanceCycles(ctx context.Context, tx pgx.Tx, orgIDs []string, now time.Time) ([]CycleReport, error) {
+// pageOrgs checks a page of org ids (at most MaxCyclePage, each
+// well-formed) and returns them sorted without repeats, the order the
+// org rows are locked in.
+func pageOrgs(orgIDs []string) ([]string, error) {
 	if len(orgIDs) > MaxCyclePage {
 		return nil, invalid("orgs", "at most %d orgs per call, got %d", MaxCyclePage, len(orgIDs))
 	}
@@ -149,12 +160,25 @@ func (l *Ledger) advanceCycles(ctx context.Context, tx pgx.Tx, orgIDs []string, 
 			return nil, err
 		}
 	}
-	if len(orgIDs) == 0 {
-		return nil, nil
-	}
 	ids := slices.Clone(orgIDs)
 	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	return slices.Compact(ids), nil
+}
+
+// PreviewCycles is a dry run of AdvanceCycles: it runs it in a transaction of
+// its own and rolls it back, returning the reports, what each org would be
+// granted, expired and rolled over. It changes nothing (it holds the orgs'
+// locks while it runs, and the lot ids it draws are not reused). now may be
+// any instant, also in the future.
+func (l *Ledger) PreviewCycles(ctx context.Context, db TxBeginner, orgIDs []string, now time.Time) ([]CycleReport, error) {
+	return rolledBack(ctx, db, func(tx pgx.Tx) ([]CycleReport, error) { return l.advanceCycles(ctx, tx, orgIDs, now) })
+}
+
+func (l *Ledger) advanceCycles(ctx context.Context, tx pgx.Tx, orgIDs []string, now time.Time) ([]CycleReport, error) {
+	ids, err := pageOrgs(orgIDs)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
 	now = now.UTC().Truncate(time.Microsecond)
 	states, err := l.load(ctx, tx, ids, loadNeeds{cycles: true, expiredHolds: true, at: now, allLimits: true})
 	if err != nil {

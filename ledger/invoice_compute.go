@@ -122,20 +122,15 @@ func (l *Ledger) computeInvoices(ctx context.Context, tx pgx.Tx, dues []invoiceD
 	for i, d := range dues {
 		ids[i], starts[i], ends[i] = d.org.ID, d.start, d.end
 	}
+	// These reads are index probes per org whose page estimates pass
+	// jit_above_cost: the sessions run without JIT (ConfigureSessions).
 	b := &pgx.Batch{}
-	// The planner's estimates for a page (hundreds of entries per org) pass
-	// jit_above_cost, and compiling a statement cost more than running it
-	// (about 300 ms a page): these reads are index probes, never JIT's case.
-	b.Queue("SET LOCAL jit = off")
 	b.Queue(invoiceEntriesSQL, ids, starts, ends)
 	b.Queue(invoiceUsageSQL, ids, starts, ends)
 	b.Queue(invoicePaymentsSQL, ids, starts, ends)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 
-	if _, err := br.Exec(); err != nil {
-		return nil, nil, mapError(fmt.Errorf("invoices: %w", err))
-	}
 	sums := make(map[string]*invoiceSums, len(dues))
 	rows, _ := br.Query()
 	for rows.Next() {

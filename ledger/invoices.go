@@ -131,9 +131,8 @@ func (d invoiceDue) ready() bool {
 // ledger's clock. Reports come in org-id order, for the orgs that had a
 // month due.
 func (l *Ledger) MakeInvoices(ctx context.Context, tx pgx.Tx, orgIDs []string, now time.Time) ([]InvoiceReport, error) {
-	if clock := l.now(); now.After(clock.Add(MaxClockSkew)) {
-		return nil, invalid("at", "%s is after the ledger's clock (%s): preview the future with PreviewInvoices",
-			now.UTC().Format(time.RFC3339), clock.Format(time.RFC3339))
+	if err := l.notAhead(now, "PreviewInvoices"); err != nil {
+		return nil, err
 	}
 	return l.makeInvoices(ctx, tx, orgIDs, now)
 }
@@ -142,34 +141,14 @@ func (l *Ledger) MakeInvoices(ctx context.Context, tx pgx.Tx, orgIDs []string, n
 // now, computed in a transaction that is rolled back. now may be any
 // instant, also in the future.
 func (l *Ledger) PreviewInvoices(ctx context.Context, db TxBeginner, orgIDs []string, now time.Time) ([]InvoiceReport, error) {
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return nil, mapError(fmt.Errorf("begin: %w", err))
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tx.Rollback(rctx)
-	}()
-	reports, err := l.makeInvoices(ctx, tx, orgIDs, now)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return reports, nil
+	return rolledBack(ctx, db, func(tx pgx.Tx) ([]InvoiceReport, error) { return l.makeInvoices(ctx, tx, orgIDs, now) })
 }
 
 func (l *Ledger) makeInvoices(ctx context.Context, tx pgx.Tx, orgIDs []string, now time.Time) ([]InvoiceReport, error) {
-	if len(orgIDs) > MaxCyclePage {
-		return nil, invalid("orgs", "at most %d orgs per call, got %d", MaxCyclePage, len(orgIDs))
+	ids, err := pageOrgs(orgIDs)
+	if err != nil {
+		return nil, err
 	}
-	for _, id := range orgIDs {
-		if err := validOrgID(id); err != nil {
-			return nil, err
-		}
-	}
-	ids := slices.Clone(orgIDs)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
 	now = now.UTC().Truncate(time.Microsecond)
 	reports := map[string]*InvoiceReport{}
 	report := func(id string) *InvoiceReport {
