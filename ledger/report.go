@@ -86,7 +86,7 @@ var reportColumns = map[ReportBy]string{ReportByTeam: "team", ReportByUser: "use
 
 // reportSQL is one query per grouping: a ROLLUP gives the groups and, in the
 // row where grouping(...) = 1, the totals, computed by the database over the
-// same rows. It reads the range through usage_events_recorded.
+// same rows. It reads the range through usage_events_recorded_range.
 var reportSQL = func() map[ReportBy]string {
 	m := make(map[ReportBy]string, len(reportColumns))
 	for by, col := range reportColumns {

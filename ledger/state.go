@@ -180,8 +180,8 @@ type loadNeeds struct {
 }
 
 // Every per-org read walks the sorted org ids with unnest and reads each org
-// in a LATERAL subquery: Postgres can only run that as one index probe per
-// org. With "org_id = ANY($1)" the planner may cache a generic plan that
+// in a LATERAL subquery, which Postgres runs as one index probe per org (with
+// sequential scans disabled for the transaction; see disableScansSQL). With "org_id = ANY($1)" the planner may cache a generic plan that
 // hashes a scan of the whole table (seen: every transaction reading all
 // 10,000 orgs). OFFSET 0 keeps the planner from flattening the subquery
 // into such a join: a table that was empty when the statement was first
@@ -189,6 +189,19 @@ type loadNeeds struct {
 // until autovacuum analyzes it. For the lock, the nested loop also takes the
 // row locks in the array's order, which is what makes overlapping batches
 // deadlock-free.
+// disableScansSQL starts every transaction that loads orgs. Its statements
+// (the reads here and the writes of persist) are keyed by org, so an index
+// probe is always the right plan, but the planner prices a sequential scan
+// by the table's last statistics: analyzed while it held a page or two (a
+// new database; autovacuum analyzes after the first 50 rows), a table looks
+// cheaper to scan than to probe, and the generic plan pgx's prepared
+// statement then keeps scans the grown table on every call until the next
+// analyze, a minute or more later. Seen: the usage lookup taking 0.7 ms
+// instead of 0.01 ms, 70% of Postgres' time, for a whole benchmark. SET
+// LOCAL ends with the transaction, so sweeps, reports and verify keep their
+// scans.
+const disableScansSQL = `SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`
+
 const lockOrgsSQL = `
 SELECT x.* FROM unnest($1::text[]) AS k(org_id)
 JOIN LATERAL (
@@ -200,7 +213,7 @@ JOIN LATERAL (
 ) x ON true`
 
 // Lookups by (org, key) pairs are LATERAL subqueries with LIMIT 1, which
-// Postgres can only run as one primary-key probe per pair. The plain forms
+// Postgres runs as one primary-key probe per pair. The plain forms
 // (row IN (unnest), org_id = ANY AND key = ANY) let the planner match only
 // org_id in the index when it plans on an empty or unanalyzed table, and pgx's
 // cached prepared statement then keeps that plan: every lookup would read all
@@ -298,6 +311,7 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	// server a round of parse, bind and execute.
 	loadHolds := len(holdIDs) > 0 || needs.expiredHolds
 	b := &pgx.Batch{}
+	b.Queue(disableScansSQL)
 	b.Queue(lockOrgsSQL, orgIDs)
 	if needs.cycles {
 		b.Queue(loadTermsSQL, orgIDs)
@@ -325,6 +339,9 @@ func (l *Ledger) load(ctx context.Context, tx pgx.Tx, orgIDs []string, needs loa
 	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
 
 	states := make(map[string]*orgState, len(orgIDs))
 	rows, _ := br.Query()
