@@ -92,7 +92,7 @@ func newAlertRig(t *testing.T, redisDB int, charger jobs.Charger) *alertRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batcher := jobs.NewBatcher(r.ledger, r.pool, jobs.BatchConfig{}, nil)
+	batcher := ledger.NewBatcher(r.ledger, r.pool, ledger.BatchConfig{}, nil)
 	bctx, stopBatcher := context.WithCancel(context.Background())
 	batcherDone := make(chan struct{})
 	go func() { batcher.Run(bctx); close(batcherDone) }()

@@ -32,7 +32,7 @@ func startWorker(t *testing.T, redisOpt asynq.RedisClientOpt) *worker {
 	t.Helper()
 	pool := ledgertest.NewPool(t)
 	l := ledger.New(config.DefaultCatalog(), nil)
-	batcher := jobs.NewBatcher(l, pool, jobs.BatchConfig{}, nil)
+	batcher := ledger.NewBatcher(l, pool, ledger.BatchConfig{}, nil)
 	ctx, stop := context.WithCancel(context.Background())
 	batcherDone := make(chan struct{})
 	go func() { batcher.Run(ctx); close(batcherDone) }()

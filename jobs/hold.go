@@ -173,7 +173,7 @@ func (h *HoldHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	switch {
 	case errors.Is(err, ledger.ErrInsufficientCredits):
 		out = HoldTaskResult{Error: holdErrInsufficient}
-	case err != nil && isPermanent(err):
+	case err != nil && ledger.IsPermanent(err):
 		return permanent(fmt.Errorf("%s %s/%s: %w", t.Type(), p.OrgID, p.HoldID, payloadError(err)))
 	case err != nil:
 		return fmt.Errorf("%s %s/%s: %w", t.Type(), p.OrgID, p.HoldID, err)

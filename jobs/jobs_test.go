@@ -30,7 +30,7 @@ func testRedis(t *testing.T) asynq.RedisClientOpt { return jobstest.Redis(t, tes
 func TestUsagePayload_BadInput(t *testing.T) {
 	t.Parallel()
 	l := ledger.New(config.DefaultCatalog(), nil)
-	h := &jobs.UsageHandler{Batcher: jobs.NewBatcher(l, nil, jobs.BatchConfig{}, nil)}
+	h := &jobs.UsageHandler{Batcher: ledger.NewBatcher(l, nil, ledger.BatchConfig{}, nil)}
 	tests := []struct {
 		name, payload, field string
 	}{
@@ -97,7 +97,7 @@ func TestUsage_EndToEnd(t *testing.T) {
 		}
 	}
 
-	batcher := jobs.NewBatcher(l, pool, jobs.BatchConfig{}, nil)
+	batcher := ledger.NewBatcher(l, pool, ledger.BatchConfig{}, nil)
 	bctx, stopBatcher := context.WithCancel(ctx)
 	batcherDone := make(chan struct{})
 	go func() { batcher.Run(bctx); close(batcherDone) }()

@@ -17,7 +17,7 @@ import (
 // latency, usage batch sizes and the ledger writes the batches made. Build
 // them with NewMetrics on a registry of the caller's own (never the global
 // default one), put Middleware (or Chain) on the mux and ObserveBatch in the
-// BatchConfig.
+// ledger.BatchConfig.
 type Metrics struct {
 	processed *prometheus.CounterVec
 	failed    *prometheus.CounterVec
@@ -138,8 +138,8 @@ func (m *Metrics) Middleware() asynq.MiddlewareFunc {
 }
 
 // ObserveBatch records a usage batch: its size, how long it took and what
-// the ledger wrote. It is BatchConfig.Observe.
-func (m *Metrics) ObserveBatch(r BatchReport) {
+// the ledger wrote. It is ledger.BatchConfig.Observe.
+func (m *Metrics) ObserveBatch(r ledger.BatchReport) {
 	m.batchEvents.Observe(float64(r.Events))
 	m.batchSeconds.Observe(r.Duration.Seconds())
 	for _, res := range r.Results {

@@ -56,9 +56,9 @@ func TestBatcher_ReportsBatches(t *testing.T) {
 	}
 	var (
 		mu      sync.Mutex
-		reports []BatchReport
+		reports []ledger.BatchReport
 	)
-	b := NewBatcher(l, pool, BatchConfig{MaxBatch: maxBatch, MaxWait: 20 * time.Millisecond, Observe: func(r BatchReport) {
+	b := ledger.NewBatcher(l, pool, ledger.BatchConfig{MaxBatch: maxBatch, MaxWait: 20 * time.Millisecond, Observe: func(r ledger.BatchReport) {
 		mu.Lock()
 		reports = append(reports, r)
 		mu.Unlock()

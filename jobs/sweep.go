@@ -311,7 +311,7 @@ func (h *AdvanceHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // is archived; the rest is retried.
 func pageError(what string, orgs int, err error) error {
 	var v *ledger.ValidationError
-	if isPermanent(err) && !(errors.As(err, &v) && v.Field == "at") {
+	if ledger.IsPermanent(err) && !(errors.As(err, &v) && v.Field == "at") {
 		return permanent(payloadError(err))
 	}
 	return fmt.Errorf("%s %d orgs: %w", what, orgs, err)

@@ -97,7 +97,7 @@ func UsageTaskID(orgID, eventID string) string { return "usage:" + orgID + ":" +
 
 // UsageHandler applies usage tasks through a Batcher.
 type UsageHandler struct {
-	Batcher *Batcher
+	Batcher *ledger.Batcher
 }
 
 // ProcessTask decodes, validates and applies one usage event. Bad payloads
@@ -117,16 +117,10 @@ func (h *UsageHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		ev.TaskID = id
 	}
 	if _, err := h.Batcher.Apply(ctx, ev); err != nil {
-		if isPermanent(err) {
+		if ledger.IsPermanent(err) {
 			return permanent(payloadError(err))
 		}
 		return fmt.Errorf("usage %s/%s: %w", ev.OrgID, ev.EventID, err)
 	}
 	return nil
-}
-
-// isPermanent reports ledger errors that no retry can fix.
-func isPermanent(err error) bool {
-	var v *ledger.ValidationError
-	return errors.As(err, &v) || errors.Is(err, ledger.ErrNotFound) || errors.Is(err, ledger.ErrConflict)
 }

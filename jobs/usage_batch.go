@@ -129,7 +129,7 @@ func (c *Client) RecordUsageBatch(ctx context.Context, events []UsagePayload) er
 
 // UsageBatchHandler applies usage:batch tasks.
 type UsageBatchHandler struct {
-	Batcher *Batcher
+	Batcher *ledger.Batcher
 }
 
 // ProcessTask applies the batch in one transaction. Events the ledger refuses
@@ -156,7 +156,7 @@ func (h *UsageBatchHandler) ProcessTask(ctx context.Context, t *asynq.Task) erro
 	for i, err := range errs {
 		switch {
 		case err == nil:
-		case isPermanent(err):
+		case ledger.IsPermanent(err):
 			refused = append(refused, indexed(i, payloadError(err)))
 		default:
 			return fmt.Errorf("usage batch of %d events: %w", len(evs), err)

@@ -128,6 +128,47 @@ func BenchmarkUsage_HotOrgBatch100(b *testing.B) { benchUsage(b, 1, 100, 1) }
 // transaction over 10,000 orgs.
 func BenchmarkUsage_SpreadOrgsBatch100(b *testing.B) { benchUsage(b, 10000, 100, 100) }
 
+// benchGroupCommit has 64 goroutines (creditd worker's default concurrency)
+// each hand one event at a time to a Batcher and wait for its commit, the
+// way the worker's usage handlers do: one event per call, group-committed.
+func benchGroupCommit(b *testing.B, orgs int) {
+	l := ledger.New(config.DefaultCatalog(), nil)
+	pool, ids := setupOnce(b, l, orgs)
+	batcher := ledger.NewBatcher(l, pool, ledger.BatchConfig{}, nil)
+	ctx, stop := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { batcher.Run(ctx); close(stopped) }()
+	defer func() { stop(); <-stopped }()
+	var seq atomic.Int64
+	amount := cr("0.25")
+	b.SetParallelism(32) // 32 × GOMAXPROCS = 64 callers on this machine
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			ev := ledger.UsageEvent{OrgID: ids[int(n)%len(ids)], EventID: fmt.Sprintf("g%d", n), Amount: &amount}
+			if _, err := batcher.Apply(ctx, ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	rep, err := l.Verify(context.Background(), pool)
+	if err != nil || !rep.OK {
+		b.Fatalf("verify after benchmark: %+v %v", rep.Violations, err)
+	}
+}
+
+// BenchmarkUsage_SpreadOrgsGroupCommit: one event per call over 10,000
+// orgs, group-committed.
+func BenchmarkUsage_SpreadOrgsGroupCommit(b *testing.B) { benchGroupCommit(b, 10000) }
+
+// BenchmarkUsage_HotOrgGroupCommit: one event per call on one org,
+// group-committed.
+func BenchmarkUsage_HotOrgGroupCommit(b *testing.B) { benchGroupCommit(b, 1) }
+
 // BenchmarkBalance reads the balance of one of 1,000 orgs.
 func BenchmarkBalance(b *testing.B) {
 	l := ledger.New(config.DefaultCatalog(), nil)

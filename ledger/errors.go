@@ -23,6 +23,14 @@ var (
 	ErrRetry = errors.New("transient database failure, retry")
 )
 
+// IsPermanent reports errors no retry can fix: bad input, an unknown org
+// or object, a reused idempotency key. Queue handlers archive such work
+// instead of retrying it.
+func IsPermanent(err error) bool {
+	var v *ValidationError
+	return errors.As(err, &v) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict)
+}
+
 // ValidationError names the field of a request that is wrong and why.
 type ValidationError struct {
 	Field  string

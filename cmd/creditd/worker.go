@@ -109,8 +109,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	batcher := jobs.NewBatcher(d.Ledger, d.Pool,
-		jobs.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Observe: metrics.ObserveBatch}, d.Log)
+	batcher := ledger.NewBatcher(d.Ledger, d.Pool,
+		ledger.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Observe: metrics.ObserveBatch}, d.Log)
 	// The batcher outlives the signal: it stops after the server has drained.
 	bctx, stopBatcher := context.WithCancel(context.Background())
 	w := &runningWorker{stopBatcher: stopBatcher, batcherDone: make(chan struct{}), log: d.Log, queue: asynq.NewClient(d.Redis)}

@@ -20,7 +20,7 @@ import (
 // test ends.
 func (e *env) startWorker() {
 	e.t.Helper()
-	batcher := jobs.NewBatcher(e.l, e.pool, jobs.BatchConfig{}, nil)
+	batcher := ledger.NewBatcher(e.l, e.pool, ledger.BatchConfig{}, nil)
 	bctx, stop := context.WithCancel(e.ctx)
 	done := make(chan struct{})
 	go func() { batcher.Run(bctx); close(done) }()

@@ -1,4 +1,4 @@
-package jobs
+package ledger
 
 import (
 	"context"
@@ -8,20 +8,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/creditd/creditd/ledger"
 )
 
-// Batcher is group commit for usage: the handlers of concurrent usage tasks
-// hand their events to it, it applies up to MaxBatch of them (of any orgs) in
-// one ledger transaction, and each handler returns once its event is
-// committed. A burst becomes a few transactions instead of one per event,
-// with no aggregation delay when the queue is quiet: a batch is flushed as
-// soon as it is full or MaxWait after its first event, and at once when
-// events were already waiting (see flushLoop).
+// Batcher is group commit for usage: concurrent callers (the worker's usage
+// task handlers) hand their events to it, it applies up to MaxBatch of them
+// (of any orgs) in one ledger transaction, and each caller returns once its
+// event is committed. A burst becomes a few transactions instead of one per
+// event, with no aggregation delay when the queue is quiet: a batch is
+// flushed as soon as it is full or MaxWait after its first event, and at once
+// when events were already waiting (see flushLoop). It lives in the ledger
+// because it is a way of writing the ledger, used by the worker and measured
+// by the ledger's own benchmarks.
 type Batcher struct {
-	ledger *ledger.Ledger
-	db     ledger.TxBeginner
+	ledger *Ledger
+	db     TxBeginner
 	cfg    BatchConfig
 	log    *slog.Logger
 	in     chan *pendingUsage
@@ -43,7 +43,7 @@ type BatchConfig struct {
 	Flushers int
 
 	// Observe, when set, is told about every batch once each of its events
-	// has an outcome (Metrics.ObserveBatch). It runs on the flushing
+	// has an outcome (jobs.Metrics.ObserveBatch). It runs on the flushing
 	// goroutine before the handlers are answered, so it must be quick.
 	Observe func(BatchReport)
 }
@@ -51,9 +51,9 @@ type BatchConfig struct {
 // BatchReport describes one batch of usage events applied in one ledger
 // transaction (or one by one, when the ledger refused one of them).
 type BatchReport struct {
-	Events   int                  // events in the batch
-	Duration time.Duration        // until every event had its outcome, database retries included
-	Results  []ledger.UsageResult // of the events committed (applied, rejected or replayed); the others failed
+	Events   int           // events in the batch
+	Duration time.Duration // until every event had its outcome, database retries included
+	Results  []UsageResult // of the events committed (applied, rejected or replayed); the others failed
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -70,12 +70,12 @@ func (c BatchConfig) withDefaults() BatchConfig {
 }
 
 type pendingUsage struct {
-	ev   ledger.UsageEvent
+	ev   UsageEvent
 	done chan usageOutcome
 }
 
 type usageOutcome struct {
-	res ledger.UsageResult
+	res UsageResult
 	err error
 }
 
@@ -83,7 +83,7 @@ type usageOutcome struct {
 var ErrBatcherStopped = errors.New("usage batcher stopped")
 
 // NewBatcher returns a batcher; start it with Run.
-func NewBatcher(l *ledger.Ledger, db ledger.TxBeginner, cfg BatchConfig, log *slog.Logger) *Batcher {
+func NewBatcher(l *Ledger, db TxBeginner, cfg BatchConfig, log *slog.Logger) *Batcher {
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.Default()
@@ -109,18 +109,18 @@ func (b *Batcher) Run(ctx context.Context) {
 // Apply hands an event to the batcher and waits until it is committed or ctx
 // ends. When ctx ends first the event may still be applied; the task's retry
 // is then a replay.
-func (b *Batcher) Apply(ctx context.Context, ev ledger.UsageEvent) (ledger.UsageResult, error) {
+func (b *Batcher) Apply(ctx context.Context, ev UsageEvent) (UsageResult, error) {
 	p := &pendingUsage{ev: ev, done: make(chan usageOutcome, 1)}
 	select {
 	case b.in <- p:
 	case <-ctx.Done():
-		return ledger.UsageResult{}, ctx.Err()
+		return UsageResult{}, ctx.Err()
 	}
 	select {
 	case out := <-p.done:
 		return out.res, out.err
 	case <-ctx.Done():
-		return ledger.UsageResult{}, ctx.Err()
+		return UsageResult{}, ctx.Err()
 	}
 }
 
@@ -194,7 +194,7 @@ func (b *Batcher) drain() {
 }
 
 func (b *Batcher) flush(ctx context.Context, batch []*pendingUsage) {
-	events := make([]ledger.UsageEvent, len(batch))
+	events := make([]UsageEvent, len(batch))
 	for i, p := range batch {
 		events[i] = p.ev
 	}
@@ -206,9 +206,9 @@ func (b *Batcher) flush(ctx context.Context, batch []*pendingUsage) {
 // ApplyAll applies events in one ledger transaction now, without waiting for
 // other events to join them: a usage:batch task is a batch already. The
 // results and errors are per event, in order.
-func (b *Batcher) ApplyAll(ctx context.Context, events []ledger.UsageEvent) ([]ledger.UsageResult, []error) {
+func (b *Batcher) ApplyAll(ctx context.Context, events []UsageEvent) ([]UsageResult, []error) {
 	outs := b.apply(ctx, events)
-	results := make([]ledger.UsageResult, len(outs))
+	results := make([]UsageResult, len(outs))
 	errs := make([]error, len(outs))
 	for i, out := range outs {
 		results[i], errs[i] = out.res, out.err
@@ -219,13 +219,13 @@ func (b *Batcher) ApplyAll(ctx context.Context, events []ledger.UsageEvent) ([]l
 // apply records events in one transaction. When the ledger refuses one of
 // them for good (unknown org, reused event id), that must not fail the
 // others: the events are then applied one by one so only it fails.
-func (b *Batcher) apply(ctx context.Context, events []ledger.UsageEvent) []usageOutcome {
+func (b *Batcher) apply(ctx context.Context, events []UsageEvent) []usageOutcome {
 	outs := make([]usageOutcome, len(events))
 	if b.cfg.Observe != nil {
 		defer b.observe(time.Now(), outs)
 	}
-	var results []ledger.UsageResult
-	err := ledger.WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
+	var results []UsageResult
+	err := WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
 		results, err = b.ledger.RecordUsage(ctx, tx, events)
 		return err
 	})
@@ -235,7 +235,7 @@ func (b *Batcher) apply(ctx context.Context, events []ledger.UsageEvent) []usage
 		}
 		return outs
 	}
-	if len(events) == 1 || !isPermanent(err) {
+	if len(events) == 1 || !IsPermanent(err) {
 		for i := range outs {
 			outs[i].err = err
 		}
@@ -243,9 +243,9 @@ func (b *Batcher) apply(ctx context.Context, events []ledger.UsageEvent) []usage
 	}
 	b.log.Info("usage batch refused, applying its events one by one", "err", err, "events", len(events))
 	for i, ev := range events {
-		var res []ledger.UsageResult
-		err := ledger.WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
-			res, err = b.ledger.RecordUsage(ctx, tx, []ledger.UsageEvent{ev})
+		var res []UsageResult
+		err := WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
+			res, err = b.ledger.RecordUsage(ctx, tx, []UsageEvent{ev})
 			return err
 		})
 		if err != nil {
@@ -259,7 +259,7 @@ func (b *Batcher) apply(ctx context.Context, events []ledger.UsageEvent) []usage
 
 // observe reports a batch whose outcomes are in outs.
 func (b *Batcher) observe(start time.Time, outs []usageOutcome) {
-	r := BatchReport{Events: len(outs), Duration: time.Since(start), Results: make([]ledger.UsageResult, 0, len(outs))}
+	r := BatchReport{Events: len(outs), Duration: time.Since(start), Results: make([]UsageResult, 0, len(outs))}
 	for _, out := range outs {
 		if out.err == nil {
 			r.Results = append(r.Results, out.res)
