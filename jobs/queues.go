@@ -20,9 +20,26 @@ const (
 	QueueReports  = "reports"
 )
 
-// QueuePriorities is the asynq.Config.Queues weighting of the queues.
+// QueuePriorities is the asynq.Config.Queues weighting of every queue, for
+// one server that serves them all.
 func QueuePriorities() map[string]int {
 	return map[string]int{QueuePayments: 6, QueueUsage: 6, QueueNotify: 3, QueueSweeps: 2, QueueReports: 1}
+}
+
+// UsageServerQueues and OtherServerQueues split the queues between the two
+// asynq servers of creditd worker. Usage (events, batches, holds) has a
+// server of its own, for two reasons measured with `creditd load` (README
+// "Performance"). asynq's Dequeue tries a server's queues one at a time, a
+// Redis script call each, so next to four idle queues every usage task cost
+// about two more round trips. And usage handlers mostly wait for the group
+// commit, so usage wants many more tasks in flight than sweeps or payments
+// should get. Among the other queues, payments come before alert
+// deliveries, and those before sweeps and reports.
+func UsageServerQueues() map[string]int { return map[string]int{QueueUsage: 1} }
+
+// OtherServerQueues: see UsageServerQueues.
+func OtherServerQueues() map[string]int {
+	return map[string]int{QueuePayments: 6, QueueNotify: 3, QueueSweeps: 2, QueueReports: 1}
 }
 
 // RetryDelay is the backoff between attempts of a task that failed with a

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -57,6 +58,52 @@ func TestSplitArgs(t *testing.T) {
 			if !slices.Equal(pos, tc.positional) || *key != tc.key || *asJSON != tc.json || !slices.Equal(emails, tc.emails) || fs.NArg() != 0 {
 				t.Fatalf("positional %q key %q json %v emails %q rest %q; want %q %q %v %q",
 					pos, *key, *asJSON, emails, fs.Args(), tc.positional, tc.key, tc.json, tc.emails)
+			}
+		})
+	}
+}
+
+// TestWorkerOptions checks that each worker flag out of bounds is refused
+// with an error naming it, and that the defaults pass.
+func TestWorkerOptions(t *testing.T) {
+	t.Parallel()
+	defaults := func(t *testing.T) workerOptions {
+		t.Helper()
+		var o workerOptions
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		o.addFlags(fs)
+		if err := fs.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*workerOptions)
+		flag   string // named in the error; empty: valid
+	}{
+		{"defaults", func(*workerOptions) {}, ""},
+		{"concurrency zero", func(o *workerOptions) { o.Concurrency = 0 }, "concurrency"},
+		{"usage concurrency zero", func(o *workerOptions) { o.UsageConcurrency = 0 }, "usage-concurrency"},
+		{"usage concurrency too high", func(o *workerOptions) { o.UsageConcurrency = 10001 }, "usage-concurrency"},
+		{"batch max zero", func(o *workerOptions) { o.BatchMax = 0 }, "batch-max"},
+		{"batch wait zero", func(o *workerOptions) { o.BatchWait = 0 }, "batch-wait"},
+		{"batch flushers zero", func(o *workerOptions) { o.BatchFlushers = 0 }, "batch-flushers"},
+		{"batch flushers too many", func(o *workerOptions) { o.BatchFlushers = 65 }, "batch-flushers"},
+		{"shutdown timeout zero", func(o *workerOptions) { o.ShutdownTimeout = 0 }, "shutdown-timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := defaults(t)
+			tc.change(&o)
+			err := o.validate()
+			switch {
+			case tc.flag == "" && err != nil:
+				t.Fatalf("valid options refused: %v", err)
+			case tc.flag != "" && err == nil:
+				t.Fatalf("%+v accepted", o)
+			case tc.flag != "" && !strings.HasPrefix(err.Error(), tc.flag+":"):
+				t.Fatalf("error %q does not start with %q", err, tc.flag+":")
 			}
 		})
 	}

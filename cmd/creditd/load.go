@@ -52,9 +52,9 @@ const (
 	loadOrgChunk    = 500
 	loadOrgParallel = 4
 
-	// noopConcurrency is `creditd worker`'s default --concurrency, so the
-	// baseline is asynq as the worker runs it.
-	noopConcurrency = 64
+	// noopConcurrency is `creditd worker`'s default --usage-concurrency, so
+	// the baseline is asynq as the worker runs usage.
+	noopConcurrency = defaultUsageConcurrency
 	typeLoadNoop    = "load:noop"
 
 	progressEvery = 200 * time.Millisecond
@@ -973,6 +973,6 @@ const loadHelp = "Measure the queue and the ledger end to end. Creates K orgs of
 	"from P goroutines, at full speed or --rate events/s, waits until all are applied, and prints events/s end to end, the\n" +
 	"enqueue rate and the p50/p99/max enqueue→applied latency. It needs a running worker on the same DATABASE_URL and\n" +
 	"REDIS_URL (`creditd worker` in another terminal, or `creditd all`), and fails when nothing is applied within 30 s.\n" +
-	"--noop-baseline first measures asynq alone (the same tasks, a no-op handler, concurrency 64, a queue of the run's own\n" +
+	"--noop-baseline first measures asynq alone (the same tasks, a no-op handler, concurrency 256 as the worker's --usage-concurrency, a queue of the run's own\n" +
 	"that is deleted afterwards). --worker-pid samples the worker's memory. Only a local Postgres and Redis are loaded\n" +
 	"unless --allow-remote. The orgs and their events stay in the ledger (use a database of its own)."

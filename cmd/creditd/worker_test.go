@@ -73,7 +73,7 @@ func testWorker(t *testing.T, c *cli) {
 		logs := new(syncBuffer)
 		// Small batches and little concurrency keep the burst going long
 		// enough to stop the worker in the middle of it.
-		cmd := exec.Command(c.bin, append([]string{"worker", "--concurrency", "8", "--batch-max", "5", "--shutdown-timeout", "10s"}, flags...)...)
+		cmd := exec.Command(c.bin, append([]string{"worker", "--concurrency", "8", "--usage-concurrency", "8", "--batch-max", "5", "--shutdown-timeout", "10s"}, flags...)...)
 		cmd.Env, cmd.Stderr = env, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
