@@ -25,8 +25,8 @@ import (
 // once. Its handlers mostly wait for the group commit, and the more of them
 // wait, the larger each commit: `creditd load`, 100,000 single-event tasks
 // over 10,000 orgs on 2 cores, applied 52% of asynq's no-op rate at 64 (one
-// server for all queues), 56% at 64 and 66–68% at 256 with usage on a server
-// of its own; 512 was no better than 256.
+// server for all queues), 56% at 64 and 66–77% (median 70%) at 256 with
+// usage on a server of its own; 512 was no better than 256.
 const defaultUsageConcurrency = 256
 
 // workerOptions are a worker's settings: `creditd worker`'s flags, which
@@ -238,8 +238,9 @@ func runWorker(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The batcher needs few connections; the rest is headroom for holds.
-	d, err := a.openDaemon(int32(min(opts.Concurrency, 32)), level)
+	// The batcher needs few connections; the rest is headroom for holds,
+	// usage batches and the other queues' tasks.
+	d, err := a.openDaemon(int32(min(max(opts.Concurrency, opts.UsageConcurrency), 32)), level)
 	if err != nil {
 		return err
 	}
