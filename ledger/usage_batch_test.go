@@ -3,6 +3,8 @@ package ledger_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,36 +13,42 @@ import (
 	"github.com/creditd/creditd/ledger"
 )
 
-// TestUsage_LargeBatchCopy: a batch of 500 or more events, whose entries
-// persist writes with COPY, stores exactly what batches small enough for the
-// INSERT store (results, usage rows with every nullable column, entries), a
-// replay of it changes nothing, and the ledger verifies.
+// TestUsage_LargeBatchCopy: a batch that writes CopyEntriesMin entries or
+// more, which persist writes with COPY, stores exactly what batches small
+// enough for the INSERT store: the results, the usage rows and the entries,
+// every nullable column included. A replay of it writes nothing, and the
+// ledger verifies.
 func TestUsage_LargeBatchCopy(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	const n = 600
+	const n, smallBatch = 1000, 50
 	small := f.org("small", &orgOpts{policy: ledger.PolicyReject})
 	large := f.org("large", &orgOpts{policy: ledger.PolicyReject})
+	soon := t0.Add(40 * 24 * time.Hour)
 	for _, org := range []string{small, large} {
-		f.grant(org, "1500", "purchase", "seed", nil)
+		// Two lots, so that some events draw on both and post two entries.
+		f.grant(org, "1000", "promo", "first", &soon)
+		f.grant(org, "1800", "purchase", "second", nil)
 	}
 	events := func(org string) []ledger.UsageEvent {
 		evs := make([]ledger.UsageEvent, n)
 		for i := range evs {
-			ev := ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("e%04d", i), OccurredAt: t0.Add(10 * time.Minute)}
+			ev := ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("e%04d", i), OccurredAt: t0.Add(10 * time.Minute),
+				TaskID: fmt.Sprintf("task-%d", i/7)}
 			switch i % 5 {
 			case 0:
-				ev.Amount = crp("1.5") // with a team and user
+				ev.Amount = crp("1.5") // with a team and a user
 				ev.Team, ev.User = "core", "ann"
 			case 1:
 				ev.Feature, ev.Units = "microservice", 2 // priced by the catalog
 			case 2:
-				ev.Runs = 3
+				ev.Runs = 3 // within the included runs: costs nothing
 			case 3:
 				ev.Amount = crp("0.25")
 				ev.Metadata = json.RawMessage(fmt.Sprintf(`{"model":"m%d","tokens":%d}`, i%3, i))
 			case 4:
 				ev.Amount = crp("9") // rejected once the balance runs short
+				ev.Feature = "custom_query"
 			}
 			evs[i] = ev
 		}
@@ -55,12 +63,36 @@ func TestUsage_LargeBatchCopy(t *testing.T) {
 		})
 		return res
 	}
-	var smallRes []ledger.UsageResult
-	evs := events(small)
-	for i := 0; i < n; i += 50 {
-		smallRes = append(smallRes, record(evs[i:i+50])...)
+	// The rows both paths must agree on; ids, the org and the instant of the
+	// transaction differ by construction.
+	usageRows := func(org string) []string {
+		t.Helper()
+		return f.jsonRows(`
+SELECT row_number() OVER (ORDER BY event_id) AS n, event_id, status, reason, feature, units, runs, overage_runs,
+       amount, team, user_id, occurred_at, cycle_start, metadata, debt, balance_after, request_hash
+FROM usage_events WHERE org_id = $1`, org)
 	}
+	entryRows := func(org string) []string {
+		t.Helper()
+		return f.jsonRows(`
+SELECT row_number() OVER (ORDER BY e.entry_id) AS n, e.kind, e.amount, e.balance_after, l.key AS lot, e.lot_delta,
+       e.hold_id, e.held_delta, e.debt_delta, e.key, e.event_id, e.team, e.user_id, e.feature, e.task_id,
+       e.payment_id, e.carried
+FROM entries e LEFT JOIN lots l ON l.org_id = e.org_id AND l.lot_id = e.lot_id
+WHERE e.org_id = $1`, org)
+	}
+
+	evs := events(small)
+	var smallRes []ledger.UsageResult
+	for i := 0; i < n; i += smallBatch {
+		smallRes = append(smallRes, record(evs[i:i+smallBatch])...)
+	}
+	before := len(entryRows(large))
 	largeRes := record(events(large))
+	largeEntries := entryRows(large)
+	if wrote := len(largeEntries) - before; wrote < ledger.CopyEntriesMin {
+		t.Fatalf("the large batch wrote %d entries, fewer than the %d that take the COPY path", wrote, ledger.CopyEntriesMin)
+	}
 
 	rejected := 0
 	for i := range largeRes {
@@ -76,39 +108,59 @@ func TestUsage_LargeBatchCopy(t *testing.T) {
 	if rejected == 0 || rejected == n {
 		t.Fatalf("%d of %d events rejected; the test wants some of both", rejected, n)
 	}
-	rows := func(org string) []string {
-		t.Helper()
-		r, err := f.pool.Query(f.ctx, `
-SELECT row_to_json(x)::text FROM (
-    SELECT event_id, status, reason, feature, units, runs, overage_runs, amount, team, user_id, occurred_at,
-           cycle_start, metadata, debt, balance_after, request_hash
-    FROM usage_events WHERE org_id = $1 ORDER BY event_id) x`, org)
-		if err != nil {
+	perEvent := map[string]int{}
+	for _, r := range largeEntries {
+		var e struct {
+			EventID *string `json:"event_id"`
+		}
+		if err := json.Unmarshal([]byte(r), &e); err != nil {
 			t.Fatal(err)
 		}
-		out, err := pgx.CollectRows(r, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	smallRows, largeRows := rows(small), rows(large)
-	if len(largeRows) != n || len(smallRows) != n {
-		t.Fatalf("%d and %d usage rows, want %d each", len(smallRows), len(largeRows), n)
-	}
-	for i := range largeRows {
-		if smallRows[i] != largeRows[i] {
-			t.Fatalf("row %d differs:\n small batches %s\n one batch     %s", i, smallRows[i], largeRows[i])
+		if e.EventID != nil {
+			perEvent[*e.EventID]++
 		}
 	}
-	if s, l := len(f.history(small)), len(f.history(large)); s != l {
-		t.Fatalf("%d entries from small batches, %d from one", s, l)
+	if !slices.Contains(slices.Collect(maps.Values(perEvent)), 2) {
+		t.Fatal("no event drew on both lots; the test wants one that posts two entries")
 	}
-	// Replaying the large batch changes nothing and returns the same results.
+	for name, pair := range map[string][2][]string{
+		"usage_events": {usageRows(small), usageRows(large)},
+		"entries":      {entryRows(small), largeEntries},
+	} {
+		s, l := pair[0], pair[1]
+		if len(s) != len(l) {
+			t.Fatalf("%s: %d rows from small batches, %d from one", name, len(s), len(l))
+		}
+		for i := range l {
+			if s[i] != l[i] {
+				t.Fatalf("%s row %d differs:\n small batches %s\n one batch     %s", name, i, s[i], l[i])
+			}
+		}
+	}
+
+	// Replaying the large batch returns the first results and writes nothing.
 	for i, r := range record(events(large)) {
 		if !r.Replayed || r.Status != largeRes[i].Status || r.BalanceAfter != largeRes[i].BalanceAfter {
 			t.Fatalf("replay of event %d: %+v, first %+v", i, r, largeRes[i])
 		}
 	}
+	if got := len(entryRows(large)); got != len(largeEntries) {
+		t.Fatalf("the replay wrote %d entries", got-len(largeEntries))
+	}
 	f.verify()
+}
+
+// jsonRows runs a query of one org's rows, which numbers them in a column n,
+// and returns each row as JSON text in that order.
+func (f *fixture) jsonRows(query, org string) []string {
+	f.t.Helper()
+	rows, err := f.pool.Query(f.ctx, `SELECT row_to_json(x)::text FROM (`+query+`) x ORDER BY x.n`, org)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
 }
