@@ -21,9 +21,11 @@ const (
 )
 
 // QueuePriorities is the asynq.Config.Queues weighting of every queue, for
-// one server that serves them all.
+// one server that serves them all: usage weighs as much as payments.
 func QueuePriorities() map[string]int {
-	return map[string]int{QueuePayments: 6, QueueUsage: 6, QueueNotify: 3, QueueSweeps: 2, QueueReports: 1}
+	all := OtherServerQueues()
+	all[QueueUsage] = all[QueuePayments]
+	return all
 }
 
 // UsageServerQueues and OtherServerQueues split the queues between the two
