@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -19,11 +20,12 @@ import (
 // validated configuration, the catalog's ledger, a pool, Redis options and a
 // JSON logger on stderr.
 type daemon struct {
-	cfg    config.Config
-	redis  asynq.RedisConnOpt
-	pool   *pgxpool.Pool
-	ledger *ledger.Ledger
-	log    *slog.Logger
+	cfg     config.Config
+	redis   asynq.RedisConnOpt
+	pool    *pgxpool.Pool
+	poolCfg *pgxpool.Config // pool's settings, for openPool
+	ledger  *ledger.Ledger
+	log     *slog.Logger
 	// The alert channels: email is nil without SMTP_URL.
 	email   jobs.EmailSender
 	webhook *notify.WebhookSender
@@ -64,7 +66,7 @@ func (a *app) openDaemon(maxConns int32, level slog.Level) (*daemon, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	return &daemon{
-		cfg: cfg, redis: redisOpt, pool: pool, ledger: ledger.New(catalog, nil),
+		cfg: cfg, redis: redisOpt, pool: pool, poolCfg: poolCfg, ledger: ledger.New(catalog, nil),
 		log:   slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level})),
 		email: email, webhook: notify.NewWebhookSender(webhookOptions(cfg)),
 	}, nil
@@ -89,3 +91,15 @@ func (d *daemon) workerDeps(reg prometheus.Registerer) workerDeps {
 }
 
 func (d *daemon) close() { d.pool.Close() }
+
+// openPool connects one more pool with the daemon pool's settings and at most
+// maxConns connections; the caller closes it.
+func (d *daemon) openPool(ctx context.Context, maxConns int32) (*pgxpool.Pool, error) {
+	cfg := d.poolCfg.Copy()
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return pool, nil
+}

@@ -25,7 +25,7 @@ import (
 // once. Its handlers mostly wait for the group commit, and the more of them
 // wait, the larger each commit: `creditd load`, 100,000 single-event tasks
 // over 10,000 orgs on 2 cores, applied 52% of asynq's no-op rate at 64 (one
-// server for all queues), 56% at 64 and 66–77% (median 70%) at 256 with
+// server for all queues), 56% at 64 and 62–77% (median 68%) at 256 with
 // usage on a server of its own; 512 was no better than 256.
 const defaultUsageConcurrency = 256
 
@@ -73,10 +73,14 @@ func (o workerOptions) validate() error {
 // workerDeps is what a worker runs on. The caller owns them: it closes the
 // pool only after Shutdown has returned.
 type workerDeps struct {
-	Redis  asynq.RedisConnOpt // required
-	Pool   *pgxpool.Pool      // required
-	Ledger *ledger.Ledger     // required
-	Log    *slog.Logger       // required
+	Redis asynq.RedisConnOpt // required
+	Pool  *pgxpool.Pool      // required
+	// UsagePool, when set, is the usage server's (the batcher, usage batches,
+	// holds), so that usage queued on a busy org's lock cannot take the
+	// connections payments and sweeps need; nil: Pool for everything.
+	UsagePool *pgxpool.Pool
+	Ledger    *ledger.Ledger // required
+	Log       *slog.Logger   // required
 	// Registry receives the worker's metrics (jobs.Metrics); when nil they
 	// are kept but not registered anywhere.
 	Registry prometheus.Registerer
@@ -127,7 +131,11 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	batcher := ledger.NewBatcher(d.Ledger, d.Pool,
+	usagePool := d.UsagePool
+	if usagePool == nil {
+		usagePool = d.Pool
+	}
+	batcher := ledger.NewBatcher(d.Ledger, usagePool,
 		ledger.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Flushers: opts.BatchFlushers, Observe: metrics.ObserveBatch}, d.Log)
 	// The batcher outlives the signal: it stops after the server has drained.
 	bctx, stopBatcher := context.WithCancel(context.Background())
@@ -155,7 +163,7 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 	mux := jobs.NewMux(jobs.Handlers{
 		Usage:          &jobs.UsageHandler{Batcher: batcher},
 		UsageBatch:     &jobs.UsageBatchHandler{Batcher: batcher},
-		Hold:           &jobs.HoldHandler{Ledger: d.Ledger, DB: d.Pool},
+		Hold:           &jobs.HoldHandler{Ledger: d.Ledger, DB: usagePool},
 		Sweep:          &jobs.SweepHandler{Ledger: d.Ledger, DB: d.Pool, Queue: w.queue},
 		Advance:        &jobs.AdvanceHandler{Ledger: d.Ledger, DB: d.Pool, Log: d.Log},
 		Deliver:        &jobs.DeliverHandler{Ledger: d.Ledger, DB: d.Pool, Email: d.Email, Webhook: d.Webhook, LinkBase: d.LinkBase},
@@ -179,7 +187,7 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		stopBatcher()
 		<-w.batcherDone
 		_ = w.queue.Close()
-		return nil, fmt.Errorf("start worker: %w", err)
+		return nil, fmt.Errorf("start worker (other queues): %w", err)
 	}
 	w.relayClient = jobs.NewClient(d.Redis)
 	relay := &jobs.Relay{Ledger: d.Ledger, DB: d.Pool, Client: w.relayClient, Log: d.Log}
@@ -238,13 +246,20 @@ func runWorker(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The batcher needs few connections; the rest is headroom for holds,
-	// usage batches and the other queues' tasks.
-	d, err := a.openDaemon(int32(min(max(opts.Concurrency, opts.UsageConcurrency), 32)), level)
+	// Two pools, one per asynq server (workerDeps.UsagePool). Usage: the
+	// batcher needs few connections, the rest is for usage batches and holds.
+	// The other queues: sweeps and invoices work in pages, so a few
+	// transactions at once keep two cores busy.
+	d, err := a.openDaemon(int32(min(opts.Concurrency, 16)), level)
 	if err != nil {
 		return err
 	}
 	defer d.close()
+	usagePool, err := d.openPool(a.ctx, int32(min(opts.UsageConcurrency, 32)))
+	if err != nil {
+		return err
+	}
+	defer usagePool.Close()
 	log := d.log
 	reg := newMetricsRegistry()
 	var ms *metricsServer
@@ -254,7 +269,9 @@ func runWorker(a *app, c *command, args []string) error {
 		}
 		log.Info("metrics listening", "addr", ms.Addr(), "url", "http://"+ms.Addr()+"/metrics")
 	}
-	w, err := startWorker(opts, d.workerDeps(reg))
+	deps := d.workerDeps(reg)
+	deps.UsagePool = usagePool
+	w, err := startWorker(opts, deps)
 	if err != nil {
 		return errors.Join(err, ms.Shutdown(context.Background()))
 	}
