@@ -91,8 +91,8 @@ func NewBatcher(l *Ledger, db TxBeginner, cfg BatchConfig, log *slog.Logger) *Ba
 	return &Batcher{ledger: l, db: db, cfg: cfg, log: log, in: make(chan *pendingUsage, cfg.MaxBatch*cfg.Flushers)}
 }
 
-// Run flushes batches until ctx is done. Stop it only after the asynq server
-// has shut down: the handlers still running wait for it.
+// Run flushes batches until ctx is done. Stop it only after the asynq
+// servers have shut down: the handlers still running wait for it.
 func (b *Batcher) Run(ctx context.Context) {
 	done := make(chan struct{})
 	for i := 0; i < b.cfg.Flushers; i++ {

@@ -84,6 +84,7 @@ func TestWorkerOptions(t *testing.T) {
 	}{
 		{"defaults", func(*workerOptions) {}, ""},
 		{"concurrency zero", func(o *workerOptions) { o.Concurrency = 0 }, "concurrency"},
+		{"concurrency too high", func(o *workerOptions) { o.Concurrency = 10001 }, "concurrency"},
 		{"usage concurrency zero", func(o *workerOptions) { o.UsageConcurrency = 0 }, "usage-concurrency"},
 		{"usage concurrency too high", func(o *workerOptions) { o.UsageConcurrency = 10001 }, "usage-concurrency"},
 		{"batch max zero", func(o *workerOptions) { o.BatchMax = 0 }, "batch-max"},

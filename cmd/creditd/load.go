@@ -653,7 +653,7 @@ func (r *loadRun) createChunk(ctx context.Context, ids []string) error {
 }
 
 // noopBaseline measures asynq alone in this run: an in-process server with
-// the worker's concurrency and a no-op handler drains the run's number of
+// the worker's usage concurrency and a no-op handler drains the run's number of
 // tasks, with payloads like the run's, from a queue of its own, enqueued by
 // the same producers. The queue is deleted afterwards.
 func (r *loadRun) noopBaseline(ctx context.Context) (*noopSummary, error) {
@@ -973,6 +973,7 @@ const loadHelp = "Measure the queue and the ledger end to end. Creates K orgs of
 	"from P goroutines, at full speed or --rate events/s, waits until all are applied, and prints events/s end to end, the\n" +
 	"enqueue rate and the p50/p99/max enqueue→applied latency. It needs a running worker on the same DATABASE_URL and\n" +
 	"REDIS_URL (`creditd worker` in another terminal, or `creditd all`), and fails when nothing is applied within 30 s.\n" +
-	"--noop-baseline first measures asynq alone (the same tasks, a no-op handler, concurrency 256 as the worker's --usage-concurrency, a queue of the run's own\n" +
-	"that is deleted afterwards). --worker-pid samples the worker's memory. Only a local Postgres and Redis are loaded\n" +
-	"unless --allow-remote. The orgs and their events stay in the ledger (use a database of its own)."
+	"--noop-baseline first measures asynq alone (the same tasks, a no-op handler, concurrency 256 as the worker's\n" +
+	"--usage-concurrency, a queue of the run's own that is deleted afterwards). --worker-pid samples the worker's memory.\n" +
+	"Only a local Postgres and Redis are loaded unless --allow-remote. The orgs and their events stay in the ledger (use a\n" +
+	"database of its own)."

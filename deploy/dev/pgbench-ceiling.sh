@@ -4,8 +4,7 @@
 # row of 10,000 (or, for "hot", always the same row) and inserts one row, which
 # is the least a ledger write can do. Prints transactions/s for both shapes at
 # each client count of CLIENTS: 16 as the one-transaction-per-event ledger
-# benchmarks use, 64 as creditd worker's concurrency and the group-commit
-# benchmarks use.
+# benchmarks use, 64 as the group-commit benchmarks use.
 # It creates its own database and drops it afterwards.
 set -euo pipefail
 : "${DATABASE_URL:?DATABASE_URL must be set (make bench sets it)}"
