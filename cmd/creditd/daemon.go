@@ -59,17 +59,16 @@ func (a *app) openDaemon(maxConns int32, level slog.Level) (*daemon, error) {
 		// The parse error may quote the URL, password included.
 		return nil, &config.EnvError{Var: config.EnvDatabaseURL, Reason: "not a valid postgres connection string"}
 	}
-	poolCfg.MaxConns = maxConns
 	ledger.ConfigureSessions(poolCfg)
-	pool, err := pgxpool.NewWithConfig(a.ctx, poolCfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	return &daemon{
-		cfg: cfg, redis: redisOpt, pool: pool, poolCfg: poolCfg, ledger: ledger.New(catalog, nil),
+	d := &daemon{
+		cfg: cfg, redis: redisOpt, poolCfg: poolCfg, ledger: ledger.New(catalog, nil),
 		log:   slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level})),
 		email: email, webhook: notify.NewWebhookSender(webhookOptions(cfg)),
-	}, nil
+	}
+	if d.pool, err = d.openPool(a.ctx, maxConns); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // webhookOptions is the webhook delivery policy of the configuration.
@@ -92,8 +91,9 @@ func (d *daemon) workerDeps(reg prometheus.Registerer) workerDeps {
 
 func (d *daemon) close() { d.pool.Close() }
 
-// openPool connects one more pool with the daemon pool's settings and at most
-// maxConns connections; the caller closes it.
+// openPool connects a pool with the daemon's settings (DATABASE_URL, the
+// ledger's session settings) and at most maxConns connections: the daemon's
+// own, and any other a process needs; the caller closes the others.
 func (d *daemon) openPool(ctx context.Context, maxConns int32) (*pgxpool.Pool, error) {
 	cfg := d.poolCfg.Copy()
 	cfg.MaxConns = maxConns

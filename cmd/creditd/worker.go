@@ -175,19 +175,19 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		InvoicePay:     &jobs.InvoicePayHandler{Ledger: d.Ledger, DB: d.Pool, Invoicer: d.Invoicer},
 	})
 	mux.Use(jobs.Chain(d.Log, metrics)...)
-	// Each server only fetches from its own queues, so one mux serves both.
-	if err := w.usageSrv.Start(mux); err != nil {
+	abort := func(err error) error {
 		stopBatcher()
 		<-w.batcherDone
 		_ = w.queue.Close()
-		return nil, fmt.Errorf("start worker (usage queue): %w", err)
+		return err
+	}
+	// Each server only fetches from its own queues, so one mux serves both.
+	if err := w.usageSrv.Start(mux); err != nil {
+		return nil, abort(fmt.Errorf("start worker (usage queue): %w", err))
 	}
 	if err := w.otherSrv.Start(mux); err != nil {
 		w.usageSrv.Shutdown()
-		stopBatcher()
-		<-w.batcherDone
-		_ = w.queue.Close()
-		return nil, fmt.Errorf("start worker (other queues): %w", err)
+		return nil, abort(fmt.Errorf("start worker (other queues): %w", err))
 	}
 	w.relayClient = jobs.NewClient(d.Redis)
 	relay := &jobs.Relay{Ledger: d.Ledger, DB: d.Pool, Client: w.relayClient, Log: d.Log}
