@@ -71,54 +71,56 @@ const maxMetadata = 4096
 
 // Validate checks the event without touching the database.
 func (e UsageEvent) Validate() error {
+	_, err := e.validate()
+	return err
+}
+
+// validate checks the event and returns its metadata in the canonical form
+// that is stored.
+func (e UsageEvent) validate() ([]byte, error) {
 	if err := validOrgID(e.OrgID); err != nil {
-		return err
+		return nil, err
 	}
 	if err := validKey("event_id", e.EventID); err != nil {
-		return err
+		return nil, err
 	}
 	if strings.HasPrefix(e.EventID, CapturePrefix) {
-		return invalid("event_id", "ids starting with %q are reserved for captured holds", CapturePrefix)
+		return nil, invalid("event_id", "ids starting with %q are reserved for captured holds", CapturePrefix)
 	}
 	for _, f := range []struct{ name, v string }{{"feature", e.Feature}, {"team", e.Team}, {"user", e.User}} {
 		if err := validLabel(f.name, f.v); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	kinds := 0
 	if e.Amount != nil {
 		kinds++
 		if err := validAmount("amount", int64(*e.Amount)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if e.Runs != 0 {
 		kinds++
 		if e.Runs < 0 {
-			return invalid("runs", "must be positive")
+			return nil, invalid("runs", "must be positive")
 		}
 	}
 	if e.Units < 0 {
-		return invalid("units", "must be positive")
+		return nil, invalid("units", "must be positive")
 	}
 	if e.Units > 0 && (e.Amount != nil || e.Runs != 0) {
-		return invalid("units", "only with feature, not with amount or runs")
+		return nil, invalid("units", "only with feature, not with amount or runs")
 	}
 	if kinds == 0 && e.Feature == "" {
-		return invalid("amount", "one of amount, feature (with units) or runs is required")
+		return nil, invalid("amount", "one of amount, feature (with units) or runs is required")
 	}
 	if kinds > 1 {
-		return invalid("runs", "give either amount or runs, not both")
+		return nil, invalid("runs", "give either amount or runs, not both")
 	}
 	if len(e.Metadata) > maxMetadata {
-		return invalid("metadata", "larger than %d bytes", maxMetadata)
+		return nil, invalid("metadata", "larger than %d bytes", maxMetadata)
 	}
-	if len(e.Metadata) > 0 {
-		if _, err := canonicalMetadata(e.Metadata); err != nil {
-			return err
-		}
-	}
-	return nil
+	return canonicalMetadata(e.Metadata)
 }
 
 // canonicalMetadata decodes metadata and encodes it again, which is what is
@@ -126,6 +128,9 @@ func (e UsageEvent) Validate() error {
 // which Postgres' jsonb accepts, where it would refuse the escape itself. A
 // NUL character, which jsonb cannot hold at all, is refused.
 func canonicalMetadata(raw json.RawMessage) ([]byte, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, invalid("metadata", "not valid JSON")
@@ -166,15 +171,16 @@ func hasNUL(v any) bool {
 func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent) ([]UsageResult, error) {
 	var needs loadNeeds
 	orgs := make([]string, 0, 1)
+	// Everything about an event that does not depend on its org's state is
+	// worked out here, before load takes the orgs' locks: on a busy org the
+	// lock, not the machine, is what bounds throughput.
+	prepared := make([]preparedUsage, len(events))
 	for i := range events {
-		if err := events[i].Validate(); err != nil {
+		p, err := l.prepareUsage(events[i])
+		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		if events[i].Amount == nil && events[i].Runs == 0 {
-			if _, ok := l.catalog.FeatureRate(events[i].Feature); !ok {
-				return nil, fmt.Errorf("event %d: %w", i, invalid("feature", "unknown feature %q", events[i].Feature))
-			}
-		}
+		prepared[i] = p
 		orgs = append(orgs, events[i].OrgID)
 		needs.events = append(needs.events, orgItem{events[i].OrgID, events[i].EventID})
 		if events[i].Team != "" {
@@ -201,7 +207,7 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 	}
 	results := make([]UsageResult, len(events))
 	for i, ev := range events {
-		r, err := l.applyUsage(states[ev.OrgID], ev)
+		r, err := l.applyUsage(states[ev.OrgID], &prepared[i])
 		if err != nil {
 			return nil, fmt.Errorf("event %s/%s: %w", ev.OrgID, ev.EventID, err)
 		}
@@ -232,24 +238,53 @@ type usageRequest struct {
 	Metadata   json.RawMessage  `json:"metadata"`
 }
 
-func (l *Ledger) applyUsage(s *orgState, ev UsageEvent) (UsageResult, error) {
-	key := usageKey(ev.EventID)
+// preparedUsage is a validated event with what can be known about it before
+// its org is locked.
+type preparedUsage struct {
+	ev       UsageEvent // OccurredAt in UTC at microseconds, still zero when not given
+	key      string
+	hash     []byte // of what the caller sent, for the idempotency check
+	metadata []byte // canonical
+	// cost is the event's price when it does not depend on the org (amount
+	// and feature events); runs events are priced under the lock.
+	cost int64
+}
+
+func (l *Ledger) prepareUsage(ev UsageEvent) (preparedUsage, error) {
+	metadata, err := ev.validate()
+	if err != nil {
+		return preparedUsage{}, err
+	}
 	// Hash what the caller sent: an event without occurred_at is stamped with
 	// the time it is applied, which a redelivery must not turn into a conflict.
 	ev.OccurredAt = ev.OccurredAt.UTC().Truncate(time.Microsecond)
-	hash := hashRequest(usageRequest{ev.Amount, ev.Feature, ev.Units, ev.Runs, ev.Team, ev.User, ev.OccurredAt, ev.Metadata})
+	p := preparedUsage{ev: ev, key: usageKey(ev.EventID), metadata: metadata,
+		hash: hashRequest(usageRequest{ev.Amount, ev.Feature, ev.Units, ev.Runs, ev.Team, ev.User, ev.OccurredAt, ev.Metadata})}
+	if ev.Runs == 0 {
+		if p.cost, err = l.staticPrice(ev); err != nil {
+			return preparedUsage{}, err
+		}
+	}
+	return p, nil
+}
+
+func (l *Ledger) applyUsage(s *orgState, p *preparedUsage) (UsageResult, error) {
+	ev := p.ev
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = s.at
 	}
 	var res UsageResult
-	if found, err := s.replay(key, hash, &res); found {
+	if found, err := s.replay(p.key, p.hash, &res); found {
 		res.Replayed = true
 		return res, err
 	}
 
-	cost, overage, err := l.price(s, ev)
-	if err != nil {
-		return UsageResult{}, err
+	cost, overage := p.cost, int64(0)
+	if ev.Runs > 0 {
+		var err error
+		if cost, overage, err = l.priceRuns(s, ev.Runs); err != nil {
+			return UsageResult{}, err
+		}
 	}
 	res = UsageResult{OrgID: s.org.ID, EventID: ev.EventID, Status: UsageApplied, Cost: credits.Credits(cost), OverageRuns: overage}
 	switch {
@@ -264,12 +299,7 @@ func (l *Ledger) applyUsage(s *orgState, ev UsageEvent) (UsageResult, error) {
 	}
 	row := usageRow{
 		eventID: ev.EventID, feature: opt(ev.Feature), team: opt(ev.Team), user: opt(ev.User),
-		occurredAt: ev.OccurredAt, amount: cost, overageRuns: overage,
-	}
-	if len(ev.Metadata) > 0 {
-		if row.metadata, err = canonicalMetadata(ev.Metadata); err != nil {
-			return UsageResult{}, err
-		}
+		occurredAt: ev.OccurredAt, amount: cost, overageRuns: overage, metadata: p.metadata,
 	}
 	if ev.Units > 0 || (ev.Amount == nil && ev.Runs == 0) {
 		units := max(ev.Units, 1)
@@ -285,53 +315,55 @@ func (l *Ledger) applyUsage(s *orgState, ev UsageEvent) (UsageResult, error) {
 	} else {
 		row.status = string(UsageApplied)
 		if cost > 0 {
-			debt := s.consume(cost, entryRow{kind: "usage", key: key, eventID: &ev.EventID, team: opt(ev.Team),
+			debt := s.consume(cost, entryRow{kind: "usage", key: p.key, eventID: &ev.EventID, team: opt(ev.Team),
 				user: opt(ev.User), feature: opt(ev.Feature), taskID: opt(ev.TaskID)})
 			res.Debt = credits.Credits(debt)
 		}
 		s.count(ev.Team, ev.User, cost, ev.Runs)
 	}
 	res.BalanceAfter = credits.Credits(s.available)
-	row.hash, row.debt, row.balance = hash, int64(res.Debt), s.available
+	row.hash, row.debt, row.balance = p.hash, int64(res.Debt), s.available
 	s.events = append(s.events, row)
-	s.remember(key, "usage", hash, res)
+	s.remember(p.key, "usage", p.hash, res)
 	return res, nil
 }
 
-// price returns the credits an event costs and how many of its runs were past
-// the plan's included runs.
-func (l *Ledger) price(s *orgState, ev UsageEvent) (cost, overageRuns int64, err error) {
-	switch {
-	case ev.Amount != nil:
-		return int64(*ev.Amount), 0, nil
-	case ev.Runs > 0:
-		plan, err := l.Terms(s.org) // the plan's included runs, or the org's override
-		if err != nil {
-			return 0, 0, err
-		}
-		before := s.counter("org", "").runs
-		overBefore := max(0, before-plan.IncludedRuns)
-		overAfter := max(0, before+ev.Runs-plan.IncludedRuns)
-		a, err := plan.Overage.Cost(overAfter)
-		if err != nil {
-			return 0, 0, invalid("runs", "overage cost: %v", err)
-		}
-		b, err := plan.Overage.Cost(overBefore)
-		if err != nil {
-			return 0, 0, invalid("runs", "overage cost: %v", err)
-		}
-		return int64(a - b), overAfter - overBefore, nil
-	default:
-		rate, ok := l.catalog.FeatureRate(ev.Feature)
-		if !ok {
-			return 0, 0, invalid("feature", "unknown feature %q", ev.Feature)
-		}
-		c, ok := rate.MulInt(max(ev.Units, 1))
-		if !ok || c > MaxAmount {
-			return 0, 0, invalid("units", "cost larger than the maximum of 1000000000000 credits")
-		}
-		return int64(c), 0, nil
+// staticPrice returns the credits an amount or feature event costs, which
+// does not depend on its org.
+func (l *Ledger) staticPrice(ev UsageEvent) (int64, error) {
+	if ev.Amount != nil {
+		return int64(*ev.Amount), nil
 	}
+	rate, ok := l.catalog.FeatureRate(ev.Feature)
+	if !ok {
+		return 0, invalid("feature", "unknown feature %q", ev.Feature)
+	}
+	c, ok := rate.MulInt(max(ev.Units, 1))
+	if !ok || c > MaxAmount {
+		return 0, invalid("units", "cost larger than the maximum of 1000000000000 credits")
+	}
+	return int64(c), nil
+}
+
+// priceRuns returns what runs cost the org past its plan's included runs,
+// and how many of them were past it.
+func (l *Ledger) priceRuns(s *orgState, runs int64) (cost, overageRuns int64, err error) {
+	plan, err := l.Terms(s.org) // the plan's included runs, or the org's override
+	if err != nil {
+		return 0, 0, err
+	}
+	before := s.counter("org", "").runs
+	overBefore := max(0, before-plan.IncludedRuns)
+	overAfter := max(0, before+runs-plan.IncludedRuns)
+	a, err := plan.Overage.Cost(overAfter)
+	if err != nil {
+		return 0, 0, invalid("runs", "overage cost: %v", err)
+	}
+	b, err := plan.Overage.Cost(overBefore)
+	if err != nil {
+		return 0, 0, invalid("runs", "overage cost: %v", err)
+	}
+	return int64(a - b), overAfter - overBefore, nil
 }
 
 func (s *orgState) overLimit(scope, subject string, cost int64) bool {
