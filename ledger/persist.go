@@ -110,7 +110,8 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		ulOrg       []string
 		ulID, ulRem []int64
 
-		e entryColumns
+		e  entryColumns
+		uc usageCopy
 
 		uOrg, uEvent, uStatus                 []string
 		uReason, uFeature, uTeam, uUser       []*string
@@ -139,6 +140,11 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		bRechargeAt           []*int64
 		changedBalance, wrote bool
 	)
+	usageRows := 0
+	for _, s := range states {
+		usageRows += len(s.events)
+	}
+	copyUsage := usageRows >= copyRowsMin
 	for _, id := range orgIDs {
 		s := states[id]
 		for _, op := range s.newOps {
@@ -158,13 +164,17 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		for _, en := range s.entries {
 			e.add(id, en)
 		}
-		for _, u := range s.events {
-			uOrg, uEvent, uStatus = append(uOrg, id), append(uEvent, u.eventID), append(uStatus, u.status)
-			uReason, uFeature, uTeam, uUser = append(uReason, u.reason), append(uFeature, u.feature), append(uTeam, u.team), append(uUser, u.user)
-			uUnits, uRuns, uOverage, uAmount = append(uUnits, u.units), append(uRuns, u.runs), append(uOverage, u.overageRuns), append(uAmount, u.amount)
-			uOccurred, uRecorded, uCycle = append(uOccurred, u.occurredAt), append(uRecorded, s.at), append(uCycle, s.cycle.Start)
-			uMeta, uHash = append(uMeta, u.metadata), append(uHash, u.hash)
-			uDebt, uBalance = append(uDebt, u.debt), append(uBalance, u.balance)
+		if copyUsage {
+			uc.add(s)
+		} else {
+			for _, u := range s.events {
+				uOrg, uEvent, uStatus = append(uOrg, id), append(uEvent, u.eventID), append(uStatus, u.status)
+				uReason, uFeature, uTeam, uUser = append(uReason, u.reason), append(uFeature, u.feature), append(uTeam, u.team), append(uUser, u.user)
+				uUnits, uRuns, uOverage, uAmount = append(uUnits, u.units), append(uRuns, u.runs), append(uOverage, u.overageRuns), append(uAmount, u.amount)
+				uOccurred, uRecorded, uCycle = append(uOccurred, u.occurredAt), append(uRecorded, s.at), append(uCycle, s.cycle.Start)
+				uMeta, uHash = append(uMeta, u.metadata), append(uHash, u.hash)
+				uDebt, uBalance = append(uDebt, u.debt), append(uBalance, u.balance)
+			}
 		}
 		for k, c := range s.counters {
 			if c.addCredits == 0 && c.addRuns == 0 {
@@ -205,7 +215,7 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 	if len(ulOrg) > 0 {
 		b.Queue(updateLotsSQL, ulOrg, ulID, ulRem)
 	}
-	if n := len(e.org); n > 0 && n < copyEntriesMin {
+	if n := len(e.org); n > 0 && n < copyRowsMin {
 		b.Queue(insertEntriesSQL, e.args()...)
 	}
 	if len(uOrg) > 0 {
@@ -233,7 +243,12 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write ledger: %w", err)
 	}
-	if len(e.org) >= copyEntriesMin {
+	if copyUsage {
+		if err := uc.copy(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if len(e.org) >= copyRowsMin {
 		return e.copy(ctx, tx)
 	}
 	return nil

@@ -13,10 +13,11 @@ import (
 	"github.com/creditd/creditd/ledger"
 )
 
-// TestUsage_LargeBatchCopy: a batch that writes CopyEntriesMin entries or
-// more, which persist writes with COPY, stores exactly what batches small
-// enough for the INSERT store: the results, the usage rows and the entries,
-// every nullable column included. A replay of it writes nothing, and the
+// TestUsage_LargeBatchCopy: a batch of CopyRowsMin events or more, whose
+// usage rows and entries persist writes with COPY, stores exactly what
+// batches small enough for the INSERTs store: the results, the usage rows and
+// the entries, every nullable column included (metadata's SQL NULL told
+// apart from JSON null). A replay of it writes nothing, and the
 // ledger verifies.
 func TestUsage_LargeBatchCopy(t *testing.T) {
 	t.Parallel()
@@ -69,7 +70,8 @@ func TestUsage_LargeBatchCopy(t *testing.T) {
 		t.Helper()
 		return f.jsonRows(`
 SELECT row_number() OVER (ORDER BY event_id) AS n, event_id, status, reason, feature, units, runs, overage_runs,
-       amount, team, user_id, occurred_at, cycle_start, metadata, debt, balance_after, request_hash
+       amount, team, user_id, occurred_at, cycle_start, metadata, metadata IS NULL AS sql_null, debt, balance_after,
+       request_hash
 FROM usage_events WHERE org_id = $1`, org)
 	}
 	entryRows := func(org string) []string {
@@ -90,8 +92,8 @@ WHERE e.org_id = $1`, org)
 	before := len(entryRows(large))
 	largeRes := record(events(large))
 	largeEntries := entryRows(large)
-	if wrote := len(largeEntries) - before; wrote < ledger.CopyEntriesMin {
-		t.Fatalf("the large batch wrote %d entries, fewer than the %d that take the COPY path", wrote, ledger.CopyEntriesMin)
+	if wrote := len(largeEntries) - before; wrote < ledger.CopyRowsMin {
+		t.Fatalf("the large batch wrote %d entries, fewer than the %d that take the COPY path", wrote, ledger.CopyRowsMin)
 	}
 
 	rejected := 0
