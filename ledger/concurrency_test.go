@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -204,5 +205,91 @@ func TestConcurrentOrgsDoNotWait(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("org b waited for org a: %v", err)
+	}
+}
+
+// TestUsage_DuplicateCommittedWhileWaiting: load looks for applied events
+// before it takes the org's lock. A second delivery of an event that looks,
+// finds nothing, and then waits on the lock while the first delivery commits
+// must fail on the usage row's key and be retried into a replay: one usage
+// row, one debit, the first result returned. Both write paths are covered
+// (the INSERT of a small batch and the COPY of a large one).
+func TestUsage_DuplicateCommittedWhileWaiting(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{1, ledger.CopyRowsMin} {
+		t.Run(fmt.Sprintf("batch of %d", size), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			org := f.org("acme", nil)
+			f.grant(org, "10000", "purchase", "seed", nil)
+			dup := ledger.UsageEvent{OrgID: org, EventID: "dup", Amount: crp("7")}
+			second := []ledger.UsageEvent{dup}
+			for i := 1; i < size; i++ {
+				second = append(second, ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("other-%d", i), Amount: crp("1")})
+			}
+
+			tx1, err := f.pool.Begin(f.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx1.Rollback(f.ctx) //nolint:errcheck // after Commit a no-op
+			first, err := f.l.RecordUsage(f.ctx, tx1, []ledger.UsageEvent{dup})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			type outcome struct {
+				res      []ledger.UsageResult
+				attempts int
+				err      error
+			}
+			done := make(chan outcome, 1)
+			go func() {
+				var o outcome
+				o.err = ledger.WithRetry(f.ctx, f.pool, func(tx pgx.Tx) (err error) {
+					o.attempts++
+					o.res, err = f.l.RecordUsage(f.ctx, tx, second)
+					return err
+				})
+				done <- o
+			}()
+			// The second delivery has looked (it is past its first statement)
+			// once it waits on the org's lock.
+			for waiting := false; !waiting; {
+				time.Sleep(10 * time.Millisecond)
+				if err := f.pool.QueryRow(f.ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx1.Commit(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			o := <-done
+			if o.err != nil {
+				t.Fatalf("second delivery: %v", o.err)
+			}
+			if o.attempts != 2 {
+				t.Fatalf("second delivery took %d attempts; want 2 (a key violation, then a replay)", o.attempts)
+			}
+			got := o.res[0]
+			if !got.Replayed || got.BalanceAfter != first[0].BalanceAfter || got.Cost != first[0].Cost {
+				t.Fatalf("second delivery %+v, first %+v", got, first[0])
+			}
+			for _, r := range o.res[1:] {
+				if r.Status != ledger.UsageApplied || r.Replayed {
+					t.Fatalf("other event: %+v", r)
+				}
+			}
+			var rows int
+			if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM usage_events WHERE org_id = $1 AND event_id = 'dup'`, org).Scan(&rows); err != nil {
+				t.Fatal(err)
+			}
+			if rows != 1 {
+				t.Fatalf("%d usage rows for the event", rows)
+			}
+			f.wantAvailable(org, fmt.Sprintf("%d", 10000-7-(size-1)))
+			f.verify()
+		})
 	}
 }
