@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"regexp"
 	"unicode"
 	"unicode/utf8"
 )
@@ -26,16 +25,29 @@ func validAmount(field string, a int64) error {
 	return nil
 }
 
-var orgIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+// maxOrgIDLen bounds org ids.
+const maxOrgIDLen = 128
 
+// validOrgID checks an org id: 1-128 letters, digits, '.', '_', ':' or '-',
+// starting with a letter or digit. A loop rather than a regexp: it runs for
+// every usage event, and the regexp was 5% of a busy worker's CPU.
 func validOrgID(id string) error {
 	if id == "" {
 		return invalid("org", "required")
 	}
-	if !orgIDPattern.MatchString(id) {
+	ok := len(id) <= maxOrgIDLen && isAlnum(id[0])
+	for i := 1; ok && i < len(id); i++ {
+		c := id[i]
+		ok = isAlnum(c) || c == '.' || c == '_' || c == ':' || c == '-'
+	}
+	if !ok {
 		return invalid("org", "%q must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", id)
 	}
 	return nil
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // validKey checks an idempotency key, event id or hold id.
