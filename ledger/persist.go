@@ -110,8 +110,7 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		ulOrg       []string
 		ulID, ulRem []int64
 
-		e  entryColumns
-		uc usageCopy
+		e entryColumns
 
 		uOrg, uEvent, uStatus                 []string
 		uReason, uFeature, uTeam, uUser       []*string
@@ -164,9 +163,7 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		for _, en := range s.entries {
 			e.add(id, en)
 		}
-		if copyUsage {
-			uc.add(s)
-		} else {
+		if !copyUsage {
 			for _, u := range s.events {
 				uOrg, uEvent, uStatus = append(uOrg, id), append(uEvent, u.eventID), append(uStatus, u.status)
 				uReason, uFeature, uTeam, uUser = append(uReason, u.reason), append(uFeature, u.feature), append(uTeam, u.team), append(uUser, u.user)
@@ -244,7 +241,7 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		return fmt.Errorf("write ledger: %w", err)
 	}
 	if copyUsage {
-		if err := uc.copy(ctx, tx); err != nil {
+		if err := copyUsageRows(ctx, tx, states, orgIDs, usageRows); err != nil {
 			return err
 		}
 	}

@@ -90,6 +90,9 @@ WHERE e.org_id = $1`, org)
 		smallRes = append(smallRes, record(evs[i:i+smallBatch])...)
 	}
 	before := len(entryRows(large))
+	// An instant finer than a microsecond, which both write paths truncate.
+	instant := t0.Add(2*time.Hour + 123456789*time.Nanosecond)
+	f.clock.Set(instant)
 	largeRes := record(events(large))
 	largeEntries := entryRows(large)
 	if wrote := len(largeEntries) - before; wrote < ledger.CopyRowsMin {
@@ -138,6 +141,17 @@ WHERE e.org_id = $1`, org)
 				t.Fatalf("%s row %d differs:\n small batches %s\n one batch     %s", name, i, s[i], l[i])
 			}
 		}
+	}
+
+	var offInstant int
+	if err := f.pool.QueryRow(f.ctx, `
+SELECT (SELECT count(*) FROM usage_events WHERE org_id = $1 AND recorded_at <> $2) +
+       (SELECT count(*) FROM entries WHERE org_id = $1 AND kind = 'usage' AND at <> $2)`,
+		large, instant.Truncate(time.Microsecond)).Scan(&offInstant); err != nil {
+		t.Fatal(err)
+	}
+	if offInstant > 0 {
+		t.Fatalf("%d usage rows and entries of the large batch are not stamped %v", offInstant, instant)
 	}
 
 	// Replaying the large batch returns the first results and writes nothing.
