@@ -132,7 +132,8 @@ type UsageBatchHandler struct {
 	Batcher *ledger.Batcher
 }
 
-// ProcessTask applies the batch in one transaction. Events the ledger refuses
+// ProcessTask applies the batch in one transaction, which other batches of
+// the same org may share (Batcher.ApplyAll). Events the ledger refuses
 // for good do not hold back the others: those are applied, and the task is
 // archived naming the refused events, so its re-run (a replay for the rest)
 // is an operator's decision. Database trouble retries the whole batch, which

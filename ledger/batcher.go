@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +27,9 @@ type Batcher struct {
 	cfg    BatchConfig
 	log    *slog.Logger
 	in     chan *pendingUsage
+
+	mu   sync.Mutex
+	orgs map[string]*orgBatches // one org's usage:batch tasks waiting for a transaction (ApplyAll)
 }
 
 // BatchConfig bounds the batching.
@@ -41,6 +46,11 @@ type BatchConfig struct {
 	// 0.45 ms, 4 flushers 6 and 0.61 ms. On one org the extra flushers
 	// only queue for its lock.
 	Flushers int
+
+	// MaxMerge bounds the events of one transaction that applies several
+	// batches of one org together (ApplyAll); default 4000. A batch larger
+	// than it is applied alone.
+	MaxMerge int
 
 	// Observe, when set, is told about every batch once each of its events
 	// has an outcome (jobs.Metrics.ObserveBatch). It runs on the flushing
@@ -66,6 +76,9 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	if c.Flushers <= 0 {
 		c.Flushers = 1
 	}
+	if c.MaxMerge <= 0 {
+		c.MaxMerge = 4000
+	}
 	return c
 }
 
@@ -88,7 +101,8 @@ func NewBatcher(l *Ledger, db TxBeginner, cfg BatchConfig, log *slog.Logger) *Ba
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Batcher{ledger: l, db: db, cfg: cfg, log: log, in: make(chan *pendingUsage, cfg.MaxBatch*cfg.Flushers)}
+	return &Batcher{ledger: l, db: db, cfg: cfg, log: log, in: make(chan *pendingUsage, cfg.MaxBatch*cfg.Flushers),
+		orgs: map[string]*orgBatches{}}
 }
 
 // Run flushes batches until ctx is done. Stop it only after the asynq
@@ -203,11 +217,26 @@ func (b *Batcher) flush(ctx context.Context, batch []*pendingUsage) {
 	}
 }
 
-// ApplyAll applies events in one ledger transaction now, without waiting for
-// other events to join them: a usage:batch task is a batch already. The
-// results and errors are per event, in order.
+// ApplyAll applies a usage:batch task's events, which are a batch already,
+// with no wait for other events to join them. The results and errors are
+// per event, in order.
+//
+// A batch of one org's events may share its transaction with other batches
+// of that org: a busy org's transactions take turns on its lock, and each
+// pays a fixed cost (locking and reading the org, updating its balance,
+// committing) that bigger transactions share. So at most two transactions
+// per org run at once (one applying while the next looks up its events),
+// and batches that arrive meanwhile are applied together in the next, up to
+// MaxMerge events. Measured one transaction after another on one org (2
+// cores): 1,000 events per transaction 47,500-49,400 events/s, 4,000 per
+// transaction 59,600-61,300. Batches of several orgs are applied alone.
 func (b *Batcher) ApplyAll(ctx context.Context, events []UsageEvent) ([]UsageResult, []error) {
-	outs := b.apply(ctx, events)
+	var outs []usageOutcome
+	if org, ok := singleOrg(events); ok {
+		outs = b.merged(ctx, org, events)
+	} else {
+		outs = b.apply(ctx, events)
+	}
 	results := make([]UsageResult, len(outs))
 	errs := make([]error, len(outs))
 	for i, out := range outs {
@@ -216,45 +245,172 @@ func (b *Batcher) ApplyAll(ctx context.Context, events []UsageEvent) ([]UsageRes
 	return results, errs
 }
 
+// singleOrg returns the org of events when they are all of one.
+func singleOrg(events []UsageEvent) (string, bool) {
+	if len(events) == 0 {
+		return "", false
+	}
+	for _, ev := range events[1:] {
+		if ev.OrgID != events[0].OrgID {
+			return "", false
+		}
+	}
+	return events[0].OrgID, true
+}
+
+// roundsPerOrg is how many transactions of one org's batches run at once.
+const roundsPerOrg = 2
+
+// orgBatches is one org's batches waiting for a transaction.
+type orgBatches struct {
+	running int
+	queue   []*pendingBatch
+}
+
+type pendingBatch struct {
+	events []UsageEvent
+	done   chan []usageOutcome
+}
+
+// merged queues one org's batch and waits for its outcomes. When fewer than
+// roundsPerOrg transactions of the org are running, it starts one, which
+// goes on with whatever has queued until nothing has.
+func (b *Batcher) merged(ctx context.Context, org string, events []UsageEvent) []usageOutcome {
+	p := &pendingBatch{events: events, done: make(chan []usageOutcome, 1)}
+	b.mu.Lock()
+	g := b.orgs[org]
+	if g == nil {
+		g = &orgBatches{}
+		b.orgs[org] = g
+	}
+	g.queue = append(g.queue, p)
+	if g.running < roundsPerOrg {
+		g.running++
+		round := b.takeRound(g)
+		// The round is applied even if ctx ends meanwhile: other batches
+		// wait for it.
+		go b.runRounds(context.WithoutCancel(ctx), org, g, round)
+	}
+	b.mu.Unlock()
+	select {
+	case outs := <-p.done:
+		return outs
+	case <-ctx.Done():
+		// The batch may still be applied; the task's retry is then a replay.
+		outs := make([]usageOutcome, len(events))
+		for i := range outs {
+			outs[i].err = ctx.Err()
+		}
+		return outs
+	}
+}
+
+// takeRound takes the queued batches of the next transaction: the first,
+// and those after it while they fit in MaxMerge events. b.mu is held.
+func (b *Batcher) takeRound(g *orgBatches) []*pendingBatch {
+	n, events := 1, len(g.queue[0].events)
+	for n < len(g.queue) && events+len(g.queue[n].events) <= b.cfg.MaxMerge {
+		events += len(g.queue[n].events)
+		n++
+	}
+	round := slices.Clone(g.queue[:n])
+	g.queue = slices.Delete(g.queue, 0, n)
+	return round
+}
+
+func (b *Batcher) runRounds(ctx context.Context, org string, g *orgBatches, round []*pendingBatch) {
+	for {
+		b.applyRound(ctx, round)
+		b.mu.Lock()
+		if len(g.queue) == 0 {
+			g.running--
+			if g.running == 0 {
+				delete(b.orgs, org)
+			}
+			b.mu.Unlock()
+			return
+		}
+		round = b.takeRound(g)
+		b.mu.Unlock()
+	}
+}
+
+// applyRound applies a round's batches in one transaction. When the ledger
+// refuses one of their events for good, each batch is applied on its own,
+// so that only the batch holding it falls back to one event at a time.
+func (b *Batcher) applyRound(ctx context.Context, round []*pendingBatch) {
+	if len(round) == 1 {
+		round[0].done <- b.apply(ctx, round[0].events)
+		return
+	}
+	var events []UsageEvent
+	for _, p := range round {
+		events = append(events, p.events...)
+	}
+	start := time.Now()
+	outs, err := b.applyTx(ctx, events)
+	if err != nil && IsPermanent(err) {
+		b.log.Info("merged usage batches refused, applying them one batch at a time", "err", err, "batches", len(round), "events", len(events))
+		outs = outs[:0]
+		for _, p := range round {
+			outs = append(outs, b.applyEach(ctx, p.events)...)
+		}
+	}
+	if b.cfg.Observe != nil {
+		b.observe(start, outs)
+	}
+	for _, p := range round {
+		p.done <- outs[:len(p.events):len(p.events)]
+		outs = outs[len(p.events):]
+	}
+}
+
 // apply records events in one transaction. When the ledger refuses one of
 // them for good (unknown org, reused event id), that must not fail the
 // others: the events are then applied one by one so only it fails.
 func (b *Batcher) apply(ctx context.Context, events []UsageEvent) []usageOutcome {
-	outs := make([]usageOutcome, len(events))
+	start := time.Now()
+	outs := b.applyEach(ctx, events)
 	if b.cfg.Observe != nil {
-		defer b.observe(time.Now(), outs)
+		b.observe(start, outs)
 	}
+	return outs
+}
+
+// applyEach is apply without the report.
+func (b *Batcher) applyEach(ctx context.Context, events []UsageEvent) []usageOutcome {
+	outs, err := b.applyTx(ctx, events)
+	if err == nil || len(events) == 1 || !IsPermanent(err) {
+		return outs
+	}
+	b.log.Info("usage batch refused, applying its events one by one", "err", err, "events", len(events))
+	for i, ev := range events {
+		one, err := b.applyTx(ctx, []UsageEvent{ev})
+		if err != nil {
+			one[0].err = fmt.Errorf("usage %s/%s: %w", ev.OrgID, ev.EventID, err)
+		}
+		outs[i] = one[0]
+	}
+	return outs
+}
+
+// applyTx records events in one transaction (retried while the database
+// asks for it). On failure every event has the error.
+func (b *Batcher) applyTx(ctx context.Context, events []UsageEvent) ([]usageOutcome, error) {
+	outs := make([]usageOutcome, len(events))
 	var results []UsageResult
 	err := WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
 		results, err = b.ledger.RecordUsage(ctx, tx, events)
 		return err
 	})
-	if err == nil {
-		for i := range events {
+	for i := range outs {
+		if err != nil {
+			outs[i].err = err
+		} else {
 			outs[i].res = results[i]
 		}
-		return outs
 	}
-	if len(events) == 1 || !IsPermanent(err) {
-		for i := range outs {
-			outs[i].err = err
-		}
-		return outs
-	}
-	b.log.Info("usage batch refused, applying its events one by one", "err", err, "events", len(events))
-	for i, ev := range events {
-		var res []UsageResult
-		err := WithRetry(ctx, b.db, func(tx pgx.Tx) (err error) {
-			res, err = b.ledger.RecordUsage(ctx, tx, []UsageEvent{ev})
-			return err
-		})
-		if err != nil {
-			outs[i].err = fmt.Errorf("usage %s/%s: %w", ev.OrgID, ev.EventID, err)
-			continue
-		}
-		outs[i].res = res[0]
-	}
-	return outs
+	return outs, err
 }
 
 // observe reports a batch whose outcomes are in outs.

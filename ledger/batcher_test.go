@@ -1,10 +1,15 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/creditd/creditd/ledger"
 )
@@ -98,4 +103,148 @@ func countFor(org string, ids []string, callers, perCaller int) int {
 		}
 	}
 	return n
+}
+
+// TestBatcher_MergesOneOrgsBatches: while the org's lock is held elsewhere,
+// its first batches start their transactions and wait, and the batches that
+// arrive meanwhile queue; once the lock is free the queued batches share
+// transactions of at most MaxMerge events. In one of them a batch reuses an
+// event id with other content: only that event is refused, every other
+// event of the round is applied, and a batch sent twice in the same round
+// is applied once and replayed once. A batch of two orgs is applied alone.
+// Everything verifies.
+func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
+	t.Parallel()
+	const size, maxMerge, queued = 100, 350, 6
+	f := newFixture(t)
+	org := f.org("hot", nil)
+	other := f.org("other", nil)
+	for _, o := range []string{org, other} {
+		f.grant(o, "100000", "purchase", "seed", nil)
+	}
+	var (
+		mu      sync.Mutex
+		reports []ledger.BatchReport
+	)
+	var logs bytes.Buffer
+	b := ledger.NewBatcher(f.l, f.pool, ledger.BatchConfig{MaxMerge: maxMerge, Observe: func(r ledger.BatchReport) {
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, r)
+	}}, slog.New(slog.NewTextHandler(&logs, nil)))
+	batch := func(name string) []ledger.UsageEvent {
+		evs := make([]ledger.UsageEvent, size)
+		for i := range evs {
+			evs[i] = ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("%s-%d", name, i), Amount: crp("1")}
+		}
+		return evs
+	}
+	if _, errs := b.ApplyAll(f.ctx, batch("first")); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+
+	lock, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(f.ctx) //nolint:errcheck // after Rollback a no-op
+	if _, err := lock.Exec(f.ctx, `SELECT 1 FROM balances WHERE org_id = $1 FOR UPDATE`, org); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		name string
+		res  []ledger.UsageResult
+		errs []error
+	}
+	outcomes := make(chan outcome, 2+queued)
+	send := func(name string, evs []ledger.UsageEvent) {
+		go func() {
+			res, errs := b.ApplyAll(f.ctx, evs)
+			outcomes <- outcome{name, res, errs}
+		}()
+	}
+	// Two rounds start and wait for the lock.
+	send("blocked-1", batch("blocked-1"))
+	send("blocked-2", batch("blocked-2"))
+	waitFor(t, func() bool {
+		var n int
+		if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 2
+	})
+	// The next batches queue behind them.
+	reused := batch("reuse")
+	reused[7] = ledger.UsageEvent{OrgID: org, EventID: "first-5", Amount: crp("2")}
+	send("reuse", reused)
+	twice := batch("twice")
+	send("twice-a", twice)
+	send("twice-b", twice)
+	for i := 0; i < queued-3; i++ {
+		send(fmt.Sprintf("q%d", i), batch(fmt.Sprintf("q%d", i)))
+	}
+	waitFor(t, func() bool { return ledger.QueuedForTest(b, org) == queued })
+	if err := lock.Rollback(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, errs := b.ApplyAll(f.ctx, []ledger.UsageEvent{{OrgID: org, EventID: "mixed-1", Amount: crp("1")},
+		{OrgID: other, EventID: "mixed-2", Amount: crp("1")}}); errors.Join(errs...) != nil {
+		t.Fatalf("batch of two orgs: %v", errors.Join(errs...))
+	}
+	replays := 0
+	for range 2 + queued {
+		o := <-outcomes
+		for i, err := range o.errs {
+			switch {
+			case o.name == "reuse" && i == 7:
+				if !errors.Is(err, ledger.ErrConflict) {
+					t.Fatalf("reused event id: %v, want a conflict", err)
+				}
+			case err != nil:
+				t.Fatalf("%s event %d: %v", o.name, i, err)
+			case o.res[i].Replayed:
+				replays++
+			}
+		}
+	}
+	if replays != size {
+		t.Fatalf("%d events replayed, want the %d of the batch sent twice", replays, size)
+	}
+	largest := 0
+	for _, r := range reports {
+		if r.Events > maxMerge {
+			t.Fatalf("a transaction held %d events, more than MaxMerge %d", r.Events, maxMerge)
+		}
+		largest = max(largest, r.Events)
+	}
+	if largest <= size {
+		t.Fatalf("the largest transaction held %d events: no batches were merged", largest)
+	}
+	if !strings.Contains(logs.String(), "merged usage batches refused") {
+		t.Fatalf("the round with the reused id did not fall back to one batch at a time; log:\n%s", logs.String())
+	}
+	var rows int
+	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM usage_events WHERE org_id = $1`, org).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	// first, blocked-1 and -2, reuse less its refused event, twice once, the
+	// other queued batches, and mixed-1.
+	if want := 3*size + size - 1 + size + (queued-3)*size + 1; rows != want {
+		t.Fatalf("%d usage rows of the org, want %d", rows, want)
+	}
+	f.verify()
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

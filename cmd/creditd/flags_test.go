@@ -91,6 +91,8 @@ func TestWorkerOptions(t *testing.T) {
 		{"batch wait zero", func(o *workerOptions) { o.BatchWait = 0 }, "batch-wait"},
 		{"batch flushers zero", func(o *workerOptions) { o.BatchFlushers = 0 }, "batch-flushers"},
 		{"batch flushers too many", func(o *workerOptions) { o.BatchFlushers = 65 }, "batch-flushers"},
+		{"batch merge max zero", func(o *workerOptions) { o.BatchMergeMax = 0 }, "batch-merge-max"},
+		{"batch merge max too high", func(o *workerOptions) { o.BatchMergeMax = 100001 }, "batch-merge-max"},
 		{"shutdown timeout zero", func(o *workerOptions) { o.ShutdownTimeout = 0 }, "shutdown-timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

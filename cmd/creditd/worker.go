@@ -37,6 +37,7 @@ type workerOptions struct {
 	BatchMax         int           // usage events per ledger transaction at most
 	BatchWait        time.Duration // how long a usage batch waits to fill
 	BatchFlushers    int           // usage transactions in flight at once
+	BatchMergeMax    int           // events per transaction applying several usage:batch tasks of one org
 	ShutdownTimeout  time.Duration // how long in-flight tasks may take to finish on shutdown
 }
 
@@ -48,6 +49,7 @@ func (o *workerOptions) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.BatchMax, "batch-max", 200, "usage events per ledger transaction at most")
 	fs.DurationVar(&o.BatchWait, "batch-wait", 2*time.Millisecond, "how long a usage batch waits to fill")
 	fs.IntVar(&o.BatchFlushers, "batch-flushers", 1, "usage transactions in flight at once")
+	fs.IntVar(&o.BatchMergeMax, "batch-merge-max", 4000, "usage events per transaction at most when batch tasks of one org are applied together")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight tasks may take to finish on shutdown")
 }
 
@@ -64,6 +66,8 @@ func (o workerOptions) validate() error {
 		return invalid("batch-wait", "must be more than 0 and at most 1s")
 	case o.BatchFlushers < 1 || o.BatchFlushers > 64:
 		return invalid("batch-flushers", "must be between 1 and 64")
+	case o.BatchMergeMax < 1 || o.BatchMergeMax > 100000:
+		return invalid("batch-merge-max", "must be between 1 and 100000")
 	case o.ShutdownTimeout <= 0 || o.ShutdownTimeout > time.Hour:
 		return invalid("shutdown-timeout", "must be more than 0 and at most 1h")
 	}
@@ -136,7 +140,8 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 		usagePool = d.Pool
 	}
 	batcher := ledger.NewBatcher(d.Ledger, usagePool,
-		ledger.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Flushers: opts.BatchFlushers, Observe: metrics.ObserveBatch}, d.Log)
+		ledger.BatchConfig{MaxBatch: opts.BatchMax, MaxWait: opts.BatchWait, Flushers: opts.BatchFlushers,
+			MaxMerge: opts.BatchMergeMax, Observe: metrics.ObserveBatch}, d.Log)
 	// The batcher outlives the signal: it stops after the server has drained.
 	bctx, stopBatcher := context.WithCancel(context.Background())
 	w := &runningWorker{stopBatcher: stopBatcher, batcherDone: make(chan struct{}), log: d.Log, queue: asynq.NewClient(d.Redis)}
