@@ -128,16 +128,16 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 		hCreated, hExpires                    []time.Time
 		hClosed                               []*time.Time
 
-		bOrg                  []string
-		bAvail, bHeld, bDebt  []int64
-		bLast                 []time.Time
-		bNextExpiry           []*time.Time
-		bNextCycle            []time.Time
-		bCyclesDone           []int32
-		bAlertFire, bRearm    []*int64
-		bAlertUsage           []bool
-		bRechargeAt           []*int64
-		changedBalance, wrote bool
+		bOrg                 []string
+		bAvail, bHeld, bDebt []int64
+		bLast                []time.Time
+		bNextExpiry          []*time.Time
+		bNextCycle           []time.Time
+		bCyclesDone          []int32
+		bAlertFire, bRearm   []*int64
+		bAlertUsage          []bool
+		bRechargeAt          []*int64
+		changedBalance       bool
 	)
 	usageRows := 0
 	for _, s := range states {
@@ -233,12 +233,12 @@ func (l *Ledger) persist(ctx context.Context, tx pgx.Tx, states map[string]*orgS
 	queueOrgUpdates(b, states, orgIDs)
 	queueAlertWrites(b, states, orgIDs)
 	queueRechargeWrites(b, states, orgIDs)
-	wrote = b.Len() > 0
-	if !wrote {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write ledger: %w", err)
+	// The batch may be empty while the COPYs are not: a large batch of
+	// events that were all rejected writes only their usage rows.
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("write ledger: %w", err)
+		}
 	}
 	if copyUsage {
 		if err := copyUsageRows(ctx, tx, states, orgIDs, usageRows); err != nil {

@@ -180,3 +180,46 @@ func (f *fixture) jsonRows(query, org string) []string {
 	}
 	return out
 }
+
+// TestUsage_LargeBatchAllRejected: a batch large enough for COPY whose
+// events are all rejected writes nothing but its usage rows, and writes
+// them: a replay, even after the org has credits, returns the rejection and
+// charges nothing.
+func TestUsage_LargeBatchAllRejected(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.org("broke", &orgOpts{policy: ledger.PolicyReject})
+	evs := make([]ledger.UsageEvent, ledger.CopyRowsMin)
+	for i := range evs {
+		evs[i] = ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("e%04d", i), Amount: crp("1")}
+	}
+	record := func() []ledger.UsageResult {
+		t.Helper()
+		var res []ledger.UsageResult
+		f.tx(func(tx pgx.Tx) (err error) {
+			res, err = f.l.RecordUsage(f.ctx, tx, evs)
+			return err
+		})
+		return res
+	}
+	for i, r := range record() {
+		if r.Status != ledger.UsageRejected || r.Reason != ledger.ReasonInsufficientCredits || r.Replayed {
+			t.Fatalf("event %d: %+v", i, r)
+		}
+	}
+	var rows int
+	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM usage_events WHERE org_id = $1 AND status = 'rejected'`, org).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(evs) {
+		t.Fatalf("%d rejected usage rows stored, want %d", rows, len(evs))
+	}
+	f.grant(org, "10000", "purchase", "later", nil)
+	for i, r := range record() {
+		if r.Status != ledger.UsageRejected || !r.Replayed {
+			t.Fatalf("replay of event %d after the grant: %+v", i, r)
+		}
+	}
+	f.wantAvailable(org, "10000")
+	f.verify()
+}
