@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -28,8 +29,9 @@ type Batcher struct {
 	log    *slog.Logger
 	in     chan *pendingUsage
 
-	mu   sync.Mutex
-	orgs map[string]*orgBatches // one org's usage:batch tasks waiting for a transaction (ApplyAll)
+	mu     sync.Mutex
+	orgs   map[string]*orgBatches // one org's usage:batch tasks waiting for a transaction (ApplyAll)
+	rounds sync.WaitGroup         // the goroutines applying them
 }
 
 // BatchConfig bounds the batching.
@@ -53,13 +55,17 @@ type BatchConfig struct {
 	MaxMerge int
 
 	// Observe, when set, is told about every batch once each of its events
-	// has an outcome (jobs.Metrics.ObserveBatch). It runs on the flushing
-	// goroutine before the handlers are answered, so it must be quick.
+	// has an outcome (jobs.Metrics.ObserveBatch). It runs on the goroutine
+	// that applied the batch (a flusher, a usage:batch handler, or the one
+	// applying an org's merged batches) before the callers are answered, so
+	// it must be quick.
 	Observe func(BatchReport)
 }
 
 // BatchReport describes one batch of usage events applied in one ledger
-// transaction (or one by one, when the ledger refused one of them).
+// transaction (or in several, when the ledger refused one of them): the
+// events of a flush, of a usage:batch task, or of one org's usage:batch
+// tasks applied together.
 type BatchReport struct {
 	Events   int           // events in the batch
 	Duration time.Duration // until every event had its outcome, database retries included
@@ -105,7 +111,8 @@ func NewBatcher(l *Ledger, db TxBeginner, cfg BatchConfig, log *slog.Logger) *Ba
 		orgs: map[string]*orgBatches{}}
 }
 
-// Run flushes batches until ctx is done. Stop it only after the asynq
+// Run flushes batches until ctx is done, then waits for the transactions of
+// merged usage:batch tasks still running. Stop it only after the asynq
 // servers have shut down: the handlers still running wait for it.
 func (b *Batcher) Run(ctx context.Context) {
 	done := make(chan struct{})
@@ -118,6 +125,7 @@ func (b *Batcher) Run(ctx context.Context) {
 	for i := 0; i < b.cfg.Flushers; i++ {
 		<-done
 	}
+	b.rounds.Wait()
 }
 
 // Apply hands an event to the batcher and waits until it is committed or ctx
@@ -268,6 +276,7 @@ type orgBatches struct {
 }
 
 type pendingBatch struct {
+	ctx    context.Context // the caller's: a batch whose caller gave up is not applied
 	events []UsageEvent
 	done   chan []usageOutcome
 }
@@ -276,7 +285,7 @@ type pendingBatch struct {
 // roundsPerOrg transactions of the org are running, it starts one, which
 // goes on with whatever has queued until nothing has.
 func (b *Batcher) merged(ctx context.Context, org string, events []UsageEvent) []usageOutcome {
-	p := &pendingBatch{events: events, done: make(chan []usageOutcome, 1)}
+	p := &pendingBatch{ctx: ctx, events: events, done: make(chan []usageOutcome, 1)}
 	b.mu.Lock()
 	g := b.orgs[org]
 	if g == nil {
@@ -286,10 +295,10 @@ func (b *Batcher) merged(ctx context.Context, org string, events []UsageEvent) [
 	g.queue = append(g.queue, p)
 	if g.running < roundsPerOrg {
 		g.running++
-		round := b.takeRound(g)
-		// The round is applied even if ctx ends meanwhile: other batches
-		// wait for it.
-		go b.runRounds(context.WithoutCancel(ctx), org, g, round)
+		b.rounds.Add(1)
+		// The rounds are applied even if ctx ends meanwhile: other callers'
+		// batches may be in them.
+		go b.runRounds(context.WithoutCancel(ctx), org, g)
 	}
 	b.mu.Unlock()
 	select {
@@ -306,8 +315,13 @@ func (b *Batcher) merged(ctx context.Context, org string, events []UsageEvent) [
 }
 
 // takeRound takes the queued batches of the next transaction: the first,
-// and those after it while they fit in MaxMerge events. b.mu is held.
+// and those after it while they fit in MaxMerge events. Batches whose caller
+// gave up are dropped: the task's retry will bring them again. b.mu is held.
 func (b *Batcher) takeRound(g *orgBatches) []*pendingBatch {
+	g.queue = slices.DeleteFunc(g.queue, func(p *pendingBatch) bool { return p.ctx.Err() != nil })
+	if len(g.queue) == 0 {
+		return nil
+	}
 	n, events := 1, len(g.queue[0].events)
 	for n < len(g.queue) && events+len(g.queue[n].events) <= b.cfg.MaxMerge {
 		events += len(g.queue[n].events)
@@ -318,11 +332,14 @@ func (b *Batcher) takeRound(g *orgBatches) []*pendingBatch {
 	return round
 }
 
-func (b *Batcher) runRounds(ctx context.Context, org string, g *orgBatches, round []*pendingBatch) {
+// runRounds applies the org's queued batches, a round at a time, until none
+// are left.
+func (b *Batcher) runRounds(ctx context.Context, org string, g *orgBatches) {
+	defer b.rounds.Done()
 	for {
-		b.applyRound(ctx, round)
 		b.mu.Lock()
-		if len(g.queue) == 0 {
+		round := b.takeRound(g)
+		if round == nil {
 			g.running--
 			if g.running == 0 {
 				delete(b.orgs, org)
@@ -330,14 +347,38 @@ func (b *Batcher) runRounds(ctx context.Context, org string, g *orgBatches, roun
 			b.mu.Unlock()
 			return
 		}
-		round = b.takeRound(g)
 		b.mu.Unlock()
+		b.applyRoundSafely(ctx, round)
 	}
 }
 
-// applyRound applies a round's batches in one transaction. When the ledger
-// refuses one of their events for good, each batch is applied on its own,
-// so that only the batch holding it falls back to one event at a time.
+// applyRoundSafely is applyRound on a goroutine of the batcher's own, where
+// no task middleware recovers a panic: it answers the round's batches with
+// the panic as an error (their tasks are retried) instead of ending the
+// process, and leaves the org's other batches to the next round.
+func (b *Batcher) applyRoundSafely(ctx context.Context, round []*pendingBatch) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("usage batches panicked", "panic", r, "stack", string(debug.Stack()))
+			err := fmt.Errorf("usage batch: panic: %v", r)
+			for _, p := range round {
+				outs := make([]usageOutcome, len(p.events))
+				for i := range outs {
+					outs[i].err = err
+				}
+				select {
+				case p.done <- outs:
+				default: // answered before the panic
+				}
+			}
+		}
+	}()
+	b.applyRound(ctx, round)
+}
+
+// applyRound applies a round's batches in one transaction. When that fails,
+// each batch is applied on its own, so that only a batch holding an event
+// the ledger refuses for good falls back to one event at a time.
 func (b *Batcher) applyRound(ctx context.Context, round []*pendingBatch) {
 	if len(round) == 1 {
 		round[0].done <- b.apply(ctx, round[0].events)
@@ -349,8 +390,10 @@ func (b *Batcher) applyRound(ctx context.Context, round []*pendingBatch) {
 	}
 	start := time.Now()
 	outs, err := b.applyTx(ctx, events)
-	if err != nil && IsPermanent(err) {
-		b.log.Info("merged usage batches refused, applying them one batch at a time", "err", err, "batches", len(round), "events", len(events))
+	if err != nil {
+		// Whatever failed (an event refused for good, or something only one
+		// batch causes) must not fail the other batches with it.
+		b.log.Info("merged usage batches failed, applying them one batch at a time", "err", err, "batches", len(round), "events", len(events))
 		outs = outs[:0]
 		for _, p := range round {
 			outs = append(outs, b.applyEach(ctx, p.events)...)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,7 +94,7 @@ func TestBatcher_ManyCallers(t *testing.T) {
 	f.verify()
 }
 
-// countFor is how many distinct events of TestBatcher_Shards fall on org.
+// countFor is how many distinct events of TestBatcher_ManyCallers fall on org.
 func countFor(org string, ids []string, callers, perCaller int) int {
 	n := 0
 	for c := 0; c < callers; c++ {
@@ -110,9 +112,9 @@ func countFor(org string, ids []string, callers, perCaller int) int {
 // arrive meanwhile queue; once the lock is free the queued batches share
 // transactions of at most MaxMerge events. In one of them a batch reuses an
 // event id with other content: only that event is refused, every other
-// event of the round is applied, and a batch sent twice in the same round
-// is applied once and replayed once. A batch of two orgs is applied alone.
-// Everything verifies.
+// event of the round is applied. A batch queued twice is applied once and
+// replayed once. A batch of two orgs is applied alone. Afterwards the
+// batcher keeps nothing for the org, and everything verifies.
 func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
 	t.Parallel()
 	const size, maxMerge, queued = 100, 350, 6
@@ -222,7 +224,10 @@ func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
 	if largest <= size {
 		t.Fatalf("the largest transaction held %d events: no batches were merged", largest)
 	}
-	if !strings.Contains(logs.String(), "merged usage batches refused") {
+	if n := ledger.MergingOrgsForTest(b); n != 0 {
+		t.Fatalf("the batcher still keeps %d orgs' batches", n)
+	}
+	if !strings.Contains(logs.String(), "merged usage batches failed") {
 		t.Fatalf("the round with the reused id did not fall back to one batch at a time; log:\n%s", logs.String())
 	}
 	var rows int
@@ -247,4 +252,46 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestBatcher_RoundPanics: a panic while one org's batches are applied
+// together (here in the Observe hook, after the commit) answers the round's
+// callers with an error instead of ending the process, and the org's next
+// batches are applied as usual; a retry of the failed batch is a replay.
+func TestBatcher_RoundPanics(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.org("acme", nil)
+	f.grant(org, "1000", "purchase", "seed", nil)
+	var panicked atomic.Bool
+	b := ledger.NewBatcher(f.l, f.pool, ledger.BatchConfig{Observe: func(ledger.BatchReport) {
+		if panicked.CompareAndSwap(false, true) {
+			panic("observer failed")
+		}
+	}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	evs := []ledger.UsageEvent{{OrgID: org, EventID: "e1", Amount: crp("1")}, {OrgID: org, EventID: "e2", Amount: crp("2")}}
+	_, errs := b.ApplyAll(f.ctx, evs)
+	for i, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "panic: observer failed") {
+			t.Fatalf("event %d: %v, want the panic as an error", i, err)
+		}
+	}
+	res, errs := b.ApplyAll(f.ctx, evs)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	for i, r := range res {
+		if !r.Replayed {
+			t.Fatalf("the retry's event %d: %+v, want a replay", i, r)
+		}
+	}
+	next := []ledger.UsageEvent{{OrgID: org, EventID: "e3", Amount: crp("3")}}
+	if res, errs := b.ApplyAll(f.ctx, next); errs[0] != nil || res[0].Replayed {
+		t.Fatalf("the next batch: %+v %v", res[0], errs[0])
+	}
+	if n := ledger.MergingOrgsForTest(b); n != 0 {
+		t.Fatalf("the batcher still keeps %d orgs' batches", n)
+	}
+	f.wantAvailable(org, "994")
+	f.verify()
 }

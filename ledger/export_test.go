@@ -16,3 +16,11 @@ func QueuedForTest(b *Batcher, org string) int {
 	}
 	return 0
 }
+
+// MergingOrgsForTest is how many orgs have batches queued or being applied
+// together in b.
+func MergingOrgsForTest(b *Batcher) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.orgs)
+}
