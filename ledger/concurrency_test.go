@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -255,13 +254,14 @@ func TestUsage_DuplicateCommittedWhileWaiting(t *testing.T) {
 			}()
 			// The second delivery has looked (it is past its first statement)
 			// once it waits on the org's lock.
-			for waiting := false; !waiting; {
-				time.Sleep(10 * time.Millisecond)
+			waitFor(t, func() bool {
+				var waiting bool
 				if err := f.pool.QueryRow(f.ctx, `SELECT count(*) > 0 FROM pg_stat_activity
 					WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
 					t.Fatal(err)
 				}
-			}
+				return waiting
+			})
 			if err := tx1.Commit(f.ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -19,7 +19,9 @@ var (
 	// the object is in a state that refuses the operation.
 	ErrConflict = errors.New("conflict")
 	// ErrRetry: a transient database failure (serialization failure,
-	// deadlock); running the same operation again is safe and may succeed.
+	// deadlock, a usage event another transaction applied since this one
+	// looked for it); running the same operation again is safe and may
+	// succeed.
 	ErrRetry = errors.New("transient database failure, retry")
 )
 
@@ -61,15 +63,14 @@ func mapError(err error) error {
 		case "40001", "40P01": // serialization_failure, deadlock_detected
 			return fmt.Errorf("%w: %w", ErrRetry, err)
 		case "23505": // unique_violation
-			// Only these keys are expected races; any other duplicate is a bug
-			// to see as itself, not to pass off as an idempotency conflict.
+			// Only these keys are expected races (and usage_events' key in
+			// RecordUsage, see usageRace); any other duplicate is a bug to see
+			// as itself, not to pass off as an idempotency conflict.
 			switch pgErr.ConstraintName {
 			case "orgs_pkey":
 				return fmt.Errorf("%w: org already exists: %w", ErrConflict, err)
 			case "payments_payment": // a payment is credited once, ever, to one org
 				return fmt.Errorf("%w: payment credited to another org: %w", ErrConflict, err)
-			case "usage_events_pkey": // committed by another transaction since load looked for it
-				return fmt.Errorf("%w: usage event applied meanwhile: %w", ErrRetry, err)
 			}
 		case "22P02", "22P05": // invalid text representation, untranslatable character
 			return &ValidationError{Field: "metadata", Reason: pgErr.Message}

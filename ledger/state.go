@@ -290,7 +290,7 @@ JOIN LATERAL (
 // already: a busy org's lock is what bounds its throughput, and for a batch
 // of 1,000 events that is 1,000 index probes. An event the previous holder
 // committed after this lookup is then applied again in memory, and writing
-// it fails on usage_events' primary key, which mapError makes ErrRetry: the
+// it fails on usage_events' primary key, which RecordUsage makes ErrRetry: the
 // retry's lookup finds it and replays it. That race needs the same event in
 // two transactions at once (a redelivered task), so it is rare, and the
 // ledger never holds the event twice.
@@ -484,9 +484,8 @@ func loadOps(br pgx.BatchResults, states map[string]*orgState) error {
 	return nil
 }
 
-// loadUsage turns recorded usage events into replayable operations.
-// loadUsage reads the usage events of the transaction found applied already,
-// as the operations that replay them.
+// loadUsage reads which of the transaction's usage events were applied
+// already, as operations that replay them.
 func loadUsage(br pgx.BatchResults) ([]*opRow, error) {
 	var ops []*opRow
 	rows, _ := br.Query()

@@ -46,7 +46,8 @@ func WithTx(ctx context.Context, db TxBeginner, fn func(tx pgx.Tx) error) error 
 }
 
 // WithRetry runs WithTx and repeats it, a bounded number of times, while it
-// fails with ErrRetry (serialization failures and deadlocks).
+// fails with ErrRetry (serialization failures, deadlocks, a usage event
+// applied meanwhile).
 func WithRetry(ctx context.Context, db TxBeginner, fn func(tx pgx.Tx) error) error {
 	const attempts = 5
 	var err error

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/creditd/creditd/ledger/credits"
 )
@@ -214,9 +216,21 @@ func (l *Ledger) RecordUsage(ctx context.Context, tx pgx.Tx, events []UsageEvent
 		results[i] = r
 	}
 	if err := l.persist(ctx, tx, states); err != nil {
-		return nil, err
+		return nil, usageRace(err)
 	}
 	return results, nil
+}
+
+// usageRace makes ErrRetry of the one duplicate key RecordUsage expects:
+// load looks for applied events before it takes the orgs' locks, so an event
+// another transaction committed in between is written again here and fails
+// on usage_events' primary key. The retry finds it and replays it.
+func usageRace(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "usage_events_pkey" {
+		return fmt.Errorf("%w: usage event applied meanwhile: %w", ErrRetry, err)
+	}
+	return err
 }
 
 func compact(ss []string) []string {
@@ -246,8 +260,12 @@ type preparedUsage struct {
 	hash     []byte // of what the caller sent, for the idempotency check
 	metadata []byte // canonical
 	// cost is the event's price when it does not depend on the org (amount
-	// and feature events); runs events are priced under the lock.
-	cost int64
+	// and feature events); runs events are priced under the lock. costErr
+	// is pricing's refusal, reported only if the event is not a replay, as
+	// when it was priced under the lock: a replay returns its first result
+	// whatever the catalog says now.
+	cost    int64
+	costErr error
 }
 
 func (l *Ledger) prepareUsage(ev UsageEvent) (preparedUsage, error) {
@@ -261,9 +279,10 @@ func (l *Ledger) prepareUsage(ev UsageEvent) (preparedUsage, error) {
 	p := preparedUsage{ev: ev, key: usageKey(ev.EventID), metadata: metadata,
 		hash: hashRequest(usageRequest{ev.Amount, ev.Feature, ev.Units, ev.Runs, ev.Team, ev.User, ev.OccurredAt, ev.Metadata})}
 	if ev.Runs == 0 {
-		if p.cost, err = l.staticPrice(ev); err != nil {
+		if err := l.CheckFeature(ev); err != nil {
 			return preparedUsage{}, err
 		}
+		p.cost, p.costErr = l.staticPrice(ev)
 	}
 	return p, nil
 }
@@ -279,6 +298,9 @@ func (l *Ledger) applyUsage(s *orgState, p *preparedUsage) (UsageResult, error) 
 		return res, err
 	}
 
+	if p.costErr != nil {
+		return UsageResult{}, p.costErr
+	}
 	cost, overage := p.cost, int64(0)
 	if ev.Runs > 0 {
 		var err error

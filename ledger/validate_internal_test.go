@@ -7,8 +7,8 @@ import (
 )
 
 // TestValidOrgID_MatchesRule: the loop accepts exactly what the rule's
-// regular expression accepts, on hand-picked ids and on every one- and
-// two-byte id.
+// regular expression accepts, on hand-picked ids and on every byte alone,
+// after a letter and before one.
 func TestValidOrgID_MatchesRule(t *testing.T) {
 	t.Parallel()
 	rule := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
