@@ -123,12 +123,12 @@ func commands() []*command {
 		{"recharge show", "ORG [--json]", "Print the org's auto-recharge settings, its last error and its recent attempts.", runRechargeShow},
 		{"restore", "ORG --event ID [--json]",
 			"Give back the credits a usage event spent (within 7 days of it). Restoring twice changes nothing.", runRestore},
-		{"worker", "[--usage-concurrency N] [--concurrency N] [--batch-max N] [--batch-wait DURATION] [--batch-flushers N] [--shutdown-timeout DURATION] [--metrics-addr ADDR] [--log-level LEVEL]",
+		{"worker", "[--usage-concurrency N] [--concurrency N] [--batch-max N] [--batch-wait DURATION] [--batch-flushers N] [--batch-merge-max N] [--shutdown-timeout DURATION] [--metrics-addr ADDR] [--log-level LEVEL]",
 			"Serve the task queues until SIGTERM: usage (events, batches, holds) on an asynq server of its own, the others\n" +
 				"(payments, alerts, sweeps, reports) on a second; in-flight tasks finish or go back to the queue.\n" +
 				"Logs one JSON line per failed task on stderr; --metrics-addr serves Prometheus metrics at /metrics.\n" +
 				"Needs DATABASE_URL and REDIS_URL.", runWorker},
-		{"all", "[--usage-concurrency N] [--concurrency N] [--batch-max N] [--batch-wait DURATION] [--batch-flushers N] [--shutdown-timeout DURATION]",
+		{"all", "[--usage-concurrency N] [--concurrency N] [--batch-max N] [--batch-wait DURATION] [--batch-flushers N] [--batch-merge-max N] [--shutdown-timeout DURATION]",
 			"Run the worker, the web server (API, UI, health, metrics) and the scheduler in one process, for development.\n" +
 				"Needs DATABASE_URL and REDIS_URL; CREDITD_API_TOKEN is the operator token, CREDITD_SCHEDULE the schedule.", runAll},
 		{"scheduler", "", "Enqueue the cycle, expiry, hold and alert sweeps and the payment reconciliation on the schedule (CREDITD_SCHEDULE;\n" +

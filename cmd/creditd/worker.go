@@ -49,7 +49,7 @@ func (o *workerOptions) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.BatchMax, "batch-max", 200, "usage events per ledger transaction at most")
 	fs.DurationVar(&o.BatchWait, "batch-wait", 2*time.Millisecond, "how long a usage batch waits to fill")
 	fs.IntVar(&o.BatchFlushers, "batch-flushers", 1, "usage transactions in flight at once")
-	fs.IntVar(&o.BatchMergeMax, "batch-merge-max", 4000, "usage events per transaction at most when batch tasks of one org are applied together")
+	fs.IntVar(&o.BatchMergeMax, "batch-merge-max", 8000, "usage events per transaction at most when batch tasks of one org are applied together")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight tasks may take to finish on shutdown")
 }
 
