@@ -118,6 +118,7 @@ bench:
 	@$(PROVISION)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 10s -benchmem -timeout $(TEST_TIMEOUT) $(BENCH_PKGS)
 	deploy/dev/pgbench-ceiling.sh
+	deploy/dev/hot-org-floor.sh
 
 clean:
 	rm -rf .bin
