@@ -32,6 +32,11 @@ type Batcher struct {
 	mu     sync.Mutex
 	orgs   map[string]*orgBatches // one org's usage:batch tasks waiting for a transaction (ApplyAll)
 	rounds sync.WaitGroup         // the goroutines applying them
+	// roundsCtx is theirs: not a caller's, since a round holds other
+	// callers' batches too, and cancelled when Run returns, so that a round
+	// stuck on a lock cannot hold up a shutdown.
+	roundsCtx  context.Context
+	stopRounds context.CancelFunc
 }
 
 // BatchConfig bounds the batching.
@@ -107,13 +112,15 @@ func NewBatcher(l *Ledger, db TxBeginner, cfg BatchConfig, log *slog.Logger) *Ba
 	if log == nil {
 		log = slog.Default()
 	}
+	roundsCtx, stopRounds := context.WithCancel(context.Background())
 	return &Batcher{ledger: l, db: db, cfg: cfg, log: log, in: make(chan *pendingUsage, cfg.MaxBatch*cfg.Flushers),
-		orgs: map[string]*orgBatches{}}
+		orgs: map[string]*orgBatches{}, roundsCtx: roundsCtx, stopRounds: stopRounds}
 }
 
-// Run flushes batches until ctx is done, then waits for the transactions of
-// merged usage:batch tasks still running. Stop it only after the asynq
-// servers have shut down: the handlers still running wait for it.
+// Run flushes batches until ctx is done, then cancels the transactions of
+// merged usage:batch tasks still running and waits for them (their handlers
+// have returned by then; their tasks will be retried). Stop it only after
+// the asynq servers have shut down: the handlers still running wait for it.
 func (b *Batcher) Run(ctx context.Context) {
 	done := make(chan struct{})
 	for i := 0; i < b.cfg.Flushers; i++ {
@@ -125,6 +132,7 @@ func (b *Batcher) Run(ctx context.Context) {
 	for i := 0; i < b.cfg.Flushers; i++ {
 		<-done
 	}
+	b.stopRounds()
 	b.rounds.Wait()
 }
 
@@ -299,9 +307,7 @@ func (b *Batcher) merged(ctx context.Context, org string, events []UsageEvent) [
 	if g.running < roundsPerOrg {
 		g.running++
 		b.rounds.Add(1)
-		// The rounds are applied even if ctx ends meanwhile: other callers'
-		// batches may be in them.
-		go b.runRounds(context.WithoutCancel(ctx), org, g)
+		go b.runRounds(b.roundsCtx, org, g)
 	}
 	b.mu.Unlock()
 	select {

@@ -165,17 +165,21 @@ func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
 			outcomes <- outcome{name, res, errs}
 		}()
 	}
-	// Two rounds start and wait for the lock.
-	send("blocked-1", batch("blocked-1"))
-	send("blocked-2", batch("blocked-2"))
-	waitFor(t, func() bool {
-		var n int
-		if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
+	// Two rounds start, one after the other, and wait for the lock.
+	waitingOnLock := func(want int) func() bool {
+		return func() bool {
+			var n int
+			if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == want
 		}
-		return n == 2
-	})
+	}
+	send("blocked-1", batch("blocked-1"))
+	waitFor(t, waitingOnLock(1))
+	send("blocked-2", batch("blocked-2"))
+	waitFor(t, waitingOnLock(2))
 	// The next batches queue behind them.
 	reused := batch("reuse")
 	reused[7] = ledger.UsageEvent{OrgID: org, EventID: "first-5", Amount: crp("2")}
@@ -293,5 +297,55 @@ func TestBatcher_RoundPanics(t *testing.T) {
 		t.Fatalf("the batcher still keeps %d orgs' batches", n)
 	}
 	f.wantAvailable(org, "994")
+	f.verify()
+}
+
+// TestBatcher_StopCancelsRounds: a round of one org's batches stuck on the
+// org's lock does not hold up the batcher's stop: Run returns, the caller
+// gets the cancellation, and nothing is written.
+func TestBatcher_StopCancelsRounds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.org("acme", nil)
+	f.grant(org, "1000", "purchase", "seed", nil)
+	b := ledger.NewBatcher(f.l, f.pool, ledger.BatchConfig{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, stop := context.WithCancel(f.ctx)
+	stopped := make(chan struct{})
+	go func() { b.Run(ctx); close(stopped) }()
+
+	lock, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(f.ctx) //nolint:errcheck // after Rollback a no-op
+	if _, err := lock.Exec(f.ctx, `SELECT 1 FROM balances WHERE org_id = $1 FOR UPDATE`, org); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan []error, 1)
+	go func() {
+		_, errs := b.ApplyAll(f.ctx, []ledger.UsageEvent{{OrgID: org, EventID: "e1", Amount: crp("1")}})
+		answered <- errs
+	}()
+	waitFor(t, func() bool {
+		var waiting bool
+		if err := f.pool.QueryRow(f.ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		return waiting
+	})
+	stop()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return while a round waited for the org's lock")
+	}
+	if errs := <-answered; !errors.Is(errs[0], context.Canceled) {
+		t.Fatalf("the stuck batch: %v, want the cancellation", errs[0])
+	}
+	if err := lock.Rollback(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.wantAvailable(org, "1000")
 	f.verify()
 }
