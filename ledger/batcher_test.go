@@ -145,14 +145,7 @@ func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
 		t.Fatal(errors.Join(errs...))
 	}
 
-	lock, err := f.pool.Begin(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback(f.ctx) //nolint:errcheck // after Rollback a no-op
-	if _, err := lock.Exec(f.ctx, `SELECT 1 FROM balances WHERE org_id = $1 FOR UPDATE`, org); err != nil {
-		t.Fatal(err)
-	}
+	lock := f.lockOrg(org)
 	type outcome struct {
 		name string
 		res  []ledger.UsageResult
@@ -166,20 +159,10 @@ func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
 		}()
 	}
 	// Two rounds start, one after the other, and wait for the lock.
-	waitingOnLock := func(want int) func() bool {
-		return func() bool {
-			var n int
-			if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			return n == want
-		}
-	}
 	send("blocked-1", batch("blocked-1"))
-	waitFor(t, waitingOnLock(1))
+	f.waitForLockWaiters(1)
 	send("blocked-2", batch("blocked-2"))
-	waitFor(t, waitingOnLock(2))
+	f.waitForLockWaiters(2)
 	// The next batches queue behind them.
 	reused := batch("reuse")
 	reused[7] = ledger.UsageEvent{OrgID: org, EventID: "first-5", Amount: crp("2")}
@@ -246,18 +229,6 @@ func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
 	f.verify()
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestBatcher_RoundPanics: a panic while one org's batches are applied
 // together (here in the Observe hook, after the commit) answers the round's
 // callers with an error instead of ending the process, and the org's next
@@ -313,27 +284,13 @@ func TestBatcher_StopCancelsRounds(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { b.Run(ctx); close(stopped) }()
 
-	lock, err := f.pool.Begin(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback(f.ctx) //nolint:errcheck // after Rollback a no-op
-	if _, err := lock.Exec(f.ctx, `SELECT 1 FROM balances WHERE org_id = $1 FOR UPDATE`, org); err != nil {
-		t.Fatal(err)
-	}
+	lock := f.lockOrg(org)
 	answered := make(chan []error, 1)
 	go func() {
 		_, errs := b.ApplyAll(f.ctx, []ledger.UsageEvent{{OrgID: org, EventID: "e1", Amount: crp("1")}})
 		answered <- errs
 	}()
-	waitFor(t, func() bool {
-		var waiting bool
-		if err := f.pool.QueryRow(f.ctx, `SELECT count(*) > 0 FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		return waiting
-	})
+	f.waitForLockWaiters(1)
 	stop()
 	select {
 	case <-stopped:

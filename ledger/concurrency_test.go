@@ -254,14 +254,7 @@ func TestUsage_DuplicateCommittedWhileWaiting(t *testing.T) {
 			}()
 			// The second delivery has looked (it is past its first statement)
 			// once it waits on the org's lock.
-			waitFor(t, func() bool {
-				var waiting bool
-				if err := f.pool.QueryRow(f.ctx, `SELECT count(*) > 0 FROM pg_stat_activity
-					WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-					t.Fatal(err)
-				}
-				return waiting
-			})
+			f.waitForLockWaiters(1)
 			if err := tx1.Commit(f.ctx); err != nil {
 				t.Fatal(err)
 			}

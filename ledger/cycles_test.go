@@ -907,13 +907,7 @@ func TestCycles_WaiterSeesNewTerms(t *testing.T) {
 		}
 		done <- reps
 	}()
-	for waiting := false; !waiting; {
-		time.Sleep(20 * time.Millisecond)
-		if err := f.pool.QueryRow(f.ctx, `SELECT count(*) > 0 FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.waitForLockWaiters(1)
 	if err := tx1.Commit(f.ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -73,6 +73,59 @@ func (f *fixture) tx(fn func(tx pgx.Tx) error) {
 	}
 }
 
+// record applies events in one committed transaction and returns their
+// results.
+func (f *fixture) record(evs []ledger.UsageEvent) []ledger.UsageResult {
+	f.t.Helper()
+	var res []ledger.UsageResult
+	f.tx(func(tx pgx.Tx) (err error) {
+		res, err = f.l.RecordUsage(f.ctx, tx, evs)
+		return err
+	})
+	return res
+}
+
+// lockOrg holds org's balance row lock in a transaction of its own until
+// that is committed or rolled back, or the test ends.
+func (f *fixture) lockOrg(org string) pgx.Tx {
+	f.t.Helper()
+	tx, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { _ = tx.Rollback(context.Background()) }) // after Commit or Rollback a no-op
+	if _, err := tx.Exec(f.ctx, `SELECT 1 FROM balances WHERE org_id = $1 FOR UPDATE`, org); err != nil {
+		f.t.Fatal(err)
+	}
+	return tx
+}
+
+// waitForLockWaiters waits until at least n sessions of the test's database
+// wait for a lock.
+func (f *fixture) waitForLockWaiters(n int) {
+	f.t.Helper()
+	waitFor(f.t, func() bool {
+		var waiting int
+		if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			f.t.Fatal(err)
+		}
+		return waiting >= n
+	})
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (f *fixture) grant(org, amount, source, key string, expires *time.Time) ledger.GrantResult {
 	f.t.Helper()
 	var res ledger.GrantResult

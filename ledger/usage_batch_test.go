@@ -55,15 +55,6 @@ func TestUsage_LargeBatchCopy(t *testing.T) {
 		}
 		return evs
 	}
-	record := func(evs []ledger.UsageEvent) []ledger.UsageResult {
-		t.Helper()
-		var res []ledger.UsageResult
-		f.tx(func(tx pgx.Tx) (err error) {
-			res, err = f.l.RecordUsage(f.ctx, tx, evs)
-			return err
-		})
-		return res
-	}
 	// The rows both paths must agree on; ids, the org and the instant of the
 	// transaction differ by construction.
 	usageRows := func(org string) []string {
@@ -87,13 +78,13 @@ WHERE e.org_id = $1`, org)
 	evs := events(small)
 	var smallRes []ledger.UsageResult
 	for i := 0; i < n; i += smallBatch {
-		smallRes = append(smallRes, record(evs[i:i+smallBatch])...)
+		smallRes = append(smallRes, f.record(evs[i:i+smallBatch])...)
 	}
 	before := len(entryRows(large))
 	// An instant finer than a microsecond, which both write paths truncate.
 	instant := t0.Add(2*time.Hour + 123456789*time.Nanosecond)
 	f.clock.Set(instant)
-	largeRes := record(events(large))
+	largeRes := f.record(events(large))
 	largeEntries := entryRows(large)
 	if wrote := len(largeEntries) - before; wrote < ledger.CopyRowsMin {
 		t.Fatalf("the large batch wrote %d entries, fewer than the %d that take the COPY path", wrote, ledger.CopyRowsMin)
@@ -155,7 +146,7 @@ SELECT (SELECT count(*) FROM usage_events WHERE org_id = $1 AND recorded_at <> $
 	}
 
 	// Replaying the large batch returns the first results and writes nothing.
-	for i, r := range record(events(large)) {
+	for i, r := range f.record(events(large)) {
 		if !r.Replayed || r.Status != largeRes[i].Status || r.BalanceAfter != largeRes[i].BalanceAfter {
 			t.Fatalf("replay of event %d: %+v, first %+v", i, r, largeRes[i])
 		}
@@ -193,16 +184,7 @@ func TestUsage_LargeBatchAllRejected(t *testing.T) {
 	for i := range evs {
 		evs[i] = ledger.UsageEvent{OrgID: org, EventID: fmt.Sprintf("e%04d", i), Amount: crp("1")}
 	}
-	record := func() []ledger.UsageResult {
-		t.Helper()
-		var res []ledger.UsageResult
-		f.tx(func(tx pgx.Tx) (err error) {
-			res, err = f.l.RecordUsage(f.ctx, tx, evs)
-			return err
-		})
-		return res
-	}
-	for i, r := range record() {
+	for i, r := range f.record(evs) {
 		if r.Status != ledger.UsageRejected || r.Reason != ledger.ReasonInsufficientCredits || r.Replayed {
 			t.Fatalf("event %d: %+v", i, r)
 		}
@@ -215,7 +197,7 @@ func TestUsage_LargeBatchAllRejected(t *testing.T) {
 		t.Fatalf("%d rejected usage rows stored, want %d", rows, len(evs))
 	}
 	f.grant(org, "10000", "purchase", "later", nil)
-	for i, r := range record() {
+	for i, r := range f.record(evs) {
 		if r.Status != ledger.UsageRejected || !r.Replayed {
 			t.Fatalf("replay of event %d after the grant: %+v", i, r)
 		}
