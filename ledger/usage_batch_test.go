@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditd/creditd/config"
 	"github.com/creditd/creditd/ledger"
 )
 
@@ -203,5 +205,43 @@ func TestUsage_LargeBatchAllRejected(t *testing.T) {
 		}
 	}
 	f.wantAvailable(org, "10000")
+	f.verify()
+}
+
+// TestUsage_ReplayAfterRateChange: a redelivered feature event replays its
+// first result even when the catalog's rate has since risen so far that
+// pricing the event now would be refused.
+func TestUsage_ReplayAfterRateChange(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	org := f.org("acme", nil)
+	f.grant(org, "100000", "purchase", "seed", nil)
+	ev := ledger.UsageEvent{OrgID: org, EventID: "e1", Feature: "microservice", Units: 1000}
+	first := f.record([]ledger.UsageEvent{ev})[0]
+
+	dear := config.DefaultCatalog()
+	dear.Features = maps.Clone(dear.Features)
+	dear.Features["microservice"] = cr("2000000000") // 1,000 units: twice the largest amount
+	l := ledger.New(dear, f.clock)
+	var again []ledger.UsageResult
+	f.tx(func(tx pgx.Tx) (err error) {
+		again, err = l.RecordUsage(f.ctx, tx, []ledger.UsageEvent{ev})
+		return err
+	})
+	if !again[0].Replayed || again[0].Cost != first.Cost || again[0].BalanceAfter != first.BalanceAfter {
+		t.Fatalf("replay %+v, first %+v", again[0], first)
+	}
+	if _, err := f.useE(ledger.UsageEvent{OrgID: org, EventID: "e2", Feature: "microservice", Units: 1000}); err != nil {
+		t.Fatalf("a new event at the old rate: %v", err)
+	}
+	var other []ledger.UsageResult
+	err := ledger.WithTx(f.ctx, f.pool, func(tx pgx.Tx) (err error) {
+		other, err = l.RecordUsage(f.ctx, tx, []ledger.UsageEvent{{OrgID: org, EventID: "e3", Feature: "microservice", Units: 1000}})
+		return err
+	})
+	var v *ledger.ValidationError
+	if !errors.As(err, &v) || v.Field != "units" {
+		t.Fatalf("a new event at the new rate: %+v %v, want a refusal naming units", other, err)
+	}
 	f.verify()
 }
