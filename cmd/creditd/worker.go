@@ -232,6 +232,7 @@ func (w *runningWorker) Shutdown() {
 // runWorker serves the queues until SIGINT or SIGTERM, then shuts the
 // worker down (see runningWorker.Shutdown).
 func runWorker(a *app, c *command, args []string) error {
+	cpuProfile, args := takeHiddenFlag(args, "cpuprofile")
 	fs := newFlagSet(c)
 	var opts workerOptions
 	opts.addFlags(fs)
@@ -243,6 +244,11 @@ func runWorker(a *app, c *command, args []string) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return invalid("log-level", "must be debug, info, warn or error")
