@@ -655,7 +655,9 @@ func (r *loadRun) noopBaseline(ctx context.Context) (*noopSummary, error) {
 	tasks := r.tasks()
 	var processed atomic.Int64
 	finished := make(chan struct{})
-	srv := asynq.NewServer(r.redis, asynq.Config{
+	// The worker's own pool sizing, so that the baseline is asynq as the
+	// worker runs it.
+	srv := asynq.NewServer(withRedisPool(r.redis, noopConcurrency), asynq.Config{
 		Concurrency: noopConcurrency,
 		Queues:      map[string]int{queue: 1},
 		Logger:      asynqLogger{r.a.log},

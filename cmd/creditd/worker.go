@@ -163,8 +163,10 @@ func startWorker(opts workerOptions, d workerDeps) (*runningWorker, error) {
 			// No ErrorHandler: jobs.Logging logs every failed task once.
 		}
 	}
-	w.usageSrv = asynq.NewServer(d.Redis, serverConfig(opts.UsageConcurrency, jobs.UsageServerQueues()))
-	w.otherSrv = asynq.NewServer(d.Redis, serverConfig(opts.Concurrency, jobs.OtherServerQueues()))
+	w.usageSrv = asynq.NewServer(withRedisPool(d.Redis, opts.UsageConcurrency),
+		serverConfig(opts.UsageConcurrency, jobs.UsageServerQueues()))
+	w.otherSrv = asynq.NewServer(withRedisPool(d.Redis, opts.Concurrency),
+		serverConfig(opts.Concurrency, jobs.OtherServerQueues()))
 	mux := jobs.NewMux(jobs.Handlers{
 		Usage:          &jobs.UsageHandler{Batcher: batcher},
 		UsageBatch:     &jobs.UsageBatchHandler{Batcher: batcher},
