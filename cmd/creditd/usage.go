@@ -184,7 +184,7 @@ const redisPoolSlack = 8
 // With 256 usage tasks in flight, finished tasks queued for those 20
 // connections while their slots stayed taken: single events over 10,000
 // orgs ran at a median 56% of the no-op rate (7 runs) with the default pool
-// and 66% (9 runs) with it sized, the no-op baseline sized alike (README
+// and 61% (15 runs) with it sized, the no-op baseline sized alike (README
 // "Issue 3's targets, 2026-12-07"). Connections are opened on demand, so an
 // idle server holds few.
 func withRedisPool(opt asynq.RedisConnOpt, concurrency int) asynq.RedisConnOpt {
