@@ -79,11 +79,7 @@ func TestBatcher_ManyCallers(t *testing.T) {
 	if committed != 2*callers*perCaller {
 		t.Fatalf("%d outcomes committed, want %d", committed, 2*callers*perCaller)
 	}
-	var rows int
-	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM usage_events`).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if rows != callers*perCaller {
+	if rows := f.count(`SELECT count(*) FROM usage_events`); rows != callers*perCaller {
 		t.Fatalf("%d usage rows, want %d (each event once)", rows, callers*perCaller)
 	}
 	for _, id := range ids {
@@ -217,10 +213,7 @@ func TestBatcher_MergesOneOrgsBatches(t *testing.T) {
 	if !strings.Contains(logs.String(), "merged usage batches failed") {
 		t.Fatalf("the round with the reused id did not fall back to one batch at a time; log:\n%s", logs.String())
 	}
-	var rows int
-	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM usage_events WHERE org_id = $1`, org).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
+	rows := f.count(`SELECT count(*) FROM usage_events WHERE org_id = $1`, org)
 	// first, blocked-1 and -2, reuse less its refused event, twice once, the
 	// other queued batches, and mixed-1.
 	if want := 3*size + size - 1 + size + (queued-3)*size + 1; rows != want {

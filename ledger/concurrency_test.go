@@ -274,11 +274,7 @@ func TestUsage_DuplicateCommittedWhileWaiting(t *testing.T) {
 					t.Fatalf("other event: %+v", r)
 				}
 			}
-			var rows int
-			if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM usage_events WHERE org_id = $1 AND event_id = 'dup'`, org).Scan(&rows); err != nil {
-				t.Fatal(err)
-			}
-			if rows != 1 {
+			if rows := f.count(`SELECT count(*) FROM usage_events WHERE org_id = $1 AND event_id = 'dup'`, org); rows != 1 {
 				t.Fatalf("%d usage rows for the event", rows)
 			}
 			f.wantAvailable(org, fmt.Sprintf("%d", 10000-7-(size-1)))

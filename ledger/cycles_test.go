@@ -91,13 +91,9 @@ func (f *fixture) historySince(org string, after int64) ([]string, int64) {
 	return out, after
 }
 
-func (f *fixture) entryCount() int64 {
+func (f *fixture) entryCount() int {
 	f.t.Helper()
-	var n int64
-	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM entries`).Scan(&n); err != nil {
-		f.t.Fatal(err)
-	}
-	return n
+	return f.count(`SELECT count(*) FROM entries`)
 }
 
 func equalStrings(a, b []string) bool {

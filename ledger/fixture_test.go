@@ -126,6 +126,16 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
+// count runs a query that returns one number (a count) and returns it.
+func (f *fixture) count(query string, args ...any) int {
+	f.t.Helper()
+	var n int
+	if err := f.pool.QueryRow(f.ctx, query, args...).Scan(&n); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
 func (f *fixture) grant(org, amount, source, key string, expires *time.Time) ledger.GrantResult {
 	f.t.Helper()
 	var res ledger.GrantResult

@@ -191,11 +191,7 @@ func TestUsage_LargeBatchAllRejected(t *testing.T) {
 			t.Fatalf("event %d: %+v", i, r)
 		}
 	}
-	var rows int
-	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM usage_events WHERE org_id = $1 AND status = 'rejected'`, org).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if rows != len(evs) {
+	if rows := f.count(`SELECT count(*) FROM usage_events WHERE org_id = $1 AND status = 'rejected'`, org); rows != len(evs) {
 		t.Fatalf("%d rejected usage rows stored, want %d", rows, len(evs))
 	}
 	f.grant(org, "10000", "purchase", "later", nil)
